@@ -1,0 +1,1 @@
+"""HSA code objects: ELF, metadata, kernel descriptors, kernarg layout."""

@@ -1,0 +1,1 @@
+"""Conformance kernels: sources and prebuilt code objects per target."""

@@ -1,0 +1,1 @@
+"""Typed, direct-ioctl access to the KFD driver (/dev/kfd) through a Port."""

@@ -1,0 +1,1 @@
+"""The simulated GPU: a KFD driver model and the hardware behind it, reached only through SimPort."""

@@ -1,0 +1,1 @@
+"""The simulated shader core: instruction decoding and wave execution."""
