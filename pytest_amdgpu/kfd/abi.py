@@ -109,7 +109,9 @@ _SPECS = [
     _spec("SVM", "struct kfd_ioctl_svm_args", (1, 5)),
     _spec("SET_XNACK_MODE", "struct kfd_ioctl_set_xnack_mode_args", (1, 5)),
     _spec("AVAILABLE_MEMORY", "struct kfd_ioctl_get_available_memory_args", (1, 9)),
-    _spec("RUNTIME_ENABLE", "struct kfd_ioctl_runtime_enable_args", (1, 14)),
+    # RUNTIME_ENABLE came with the debugger API, 1.13 (Jonathan Kim's series, patch 20/33 adds
+    # the ioctl, 33/33 "bump kfd ioctl minor version for debug api availability" → 13).
+    _spec("RUNTIME_ENABLE", "struct kfd_ioctl_runtime_enable_args", (1, 13)),
 ]
 
 # CREATE_QUEUE as of 1.17 (with sdma_engine_id); same nr, larger size.

@@ -41,7 +41,9 @@ class KFDError(AmdgpuError, OSError):
         return self.args[1]
 
     def __reduce__(self):
-        return (_rebuild, (type(self), self.ioctl, self.errno, self.hint, self.call_args))
+        # the state carries attributes set after construction (n_success, wait_result)
+        return (_rebuild, (type(self), self.ioctl, self.errno, self.hint, self.call_args),
+                self.__dict__)
 
 
 def _rebuild(cls, ioctl, code, hint, args):
