@@ -63,7 +63,7 @@ def parse_properties(text: str, path: str) -> dict:
         key, value = parts
         if key == "sibling_map":
             try:
-                out[key] = tuple(int(x) for x in value.split(",") if x)
+                out[key] = tuple(map(int, filter(None, value.split(","))))
             except ValueError:
                 raise _malformed(path, lineno, f"{line!r}: sibling_map is not a "
                                                "comma-separated list of integers") from None
