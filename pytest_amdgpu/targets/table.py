@@ -94,6 +94,29 @@ class Target:
     cu_mask_in_pairs: bool          # SET_CU_MASK requires WGP pairs on GC 10.0 ≤ v < 12.1
     xnack_supported: bool
     sramecc_supported: bool
+    # LDS a workgroup may allocate: 64 KiB on gfx9/gfx11 (AMDGPUUsage "Memory Spaces"; the
+    # AQL CP rejects a larger group segment with EC_QUEUE_PACKET_DISPATCH_GROUP_SEGMENT_SIZE_INVALID).
+    lds_bytes_per_workgroup: int = 65536
+    # Kernel descriptor kernarg_preload (bytes 58-59) exists on GFX90A and GFX940 only
+    # (AMDGPUUsage "Kernel Descriptor"; reserved, must be 0, elsewhere).
+    kernarg_preload: bool = False
+    # The private segment buffer V# a runtime gives kernels (amd_queue_t
+    # scratch_resource_descriptor, COMPUTE_USER_DATA for PM4): ROCR amd_aql_queue.cpp
+    # FillBufRsrcWord1/3 with the registers.h SQ_BUF_RSRC_WORD1/WORD3 layouts. gfx9: WORD1
+    # SWIZZLE_ENABLE bit 31; WORD3 DST_SEL_XYZW = X,Y,Z,W (4..7), NUM_FORMAT UINT (4) [14:12],
+    # DATA_FORMAT 32 (4) [18:15], ELEMENT_SIZE 4 B (1) [20:19], INDEX_STRIDE 64 (3) [22:21],
+    # ADD_TID_ENABLE 23 = 0x00EA4FAC. gfx11 (WORD1_GFX11/WORD3_GFX11): SWIZZLE_ENABLE [31:30] = 1;
+    # DST_SEL_XYZW, FORMAT 32_UINT (20) [17:12], ADD_TID_ENABLE 23, OOB_SELECT 2 [29:28]
+    # = 0x20814FAC.
+    scratch_rsrc_word1_flags: int = 1 << 31
+    scratch_rsrc_word3: int = 0x00EA4FAC
+    # COMPUTE_TMPRING_SIZE.WAVES counts waves per shader engine on gfx11 (ROCR
+    # FillComputeTmpRingSize_Gfx11 divides by NumShaderBanks), the whole device on gfx9.
+    tmpring_waves_per_se: bool = False
+    # FENCE header MTYPE a producer sets so the write is uncached: 3 (UC) from SDMA 5.0 on
+    # (sdma_v5_0/v5_2/v6_0_ring_emit_fence: SDMA_PKT_FENCE_HEADER_MTYPE(0x3)); SDMA 4.x FENCE
+    # has no MTYPE field (sdma_v4_0_ring_emit_fence writes the bare opcode).
+    sdma_fence_mtype: int = 0
 
     @property
     def is_wave32_default(self) -> bool:
@@ -118,6 +141,7 @@ def _gfx9(name: str, version: int, gc: tuple[int, int, int], mach: int, sdma: tu
         cwsr_vgpr_bytes_per_cu=0x80000, cwsr_ctl_stack_entry=8, cwsr_wave_limit_per_cu=40,
         eop_buffer_size=4096, doorbell_slice_size=8192, max_queues_per_device=max_queues,
         cu_mask_in_pairs=False, xnack_supported=True, sramecc_supported=sramecc,
+        kernarg_preload=True,
     )
 
 
@@ -141,6 +165,8 @@ TARGETS: dict[str, Target] = {
         cwsr_vgpr_bytes_per_cu=0x60000, cwsr_ctl_stack_entry=12, cwsr_wave_limit_per_cu=32,
         eop_buffer_size=4096, doorbell_slice_size=8192, max_queues_per_device=127,
         cu_mask_in_pairs=True, xnack_supported=False, sramecc_supported=False,
+        scratch_rsrc_word1_flags=1 << 30, scratch_rsrc_word3=0x20814FAC,
+        tmpring_waves_per_se=True, sdma_fence_mtype=3,
     ),
 }
 

@@ -1,0 +1,2 @@
+"""The OpenCL C corpus: kernels (*.cl), prebuilt code objects, and `cases` (recipes and numpy
+references)."""

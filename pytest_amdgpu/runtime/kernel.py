@@ -1,0 +1,745 @@
+"""Kernels: code-object loading, kernarg segments, scratch, and dispatch through AQL and PM4.
+
+`load_kernel(device, code_object, name)` (what `Device.load_kernel` calls) places the code
+object's PT_LOAD segments in one executable GPU buffer, applies the dynamic relocations for
+that address and returns a `Kernel` bound to the kernel descriptor in it. One image is loaded
+per (device, code object) and shared by the Kernels made from it.
+
+`dispatch(queue, kernel, grid, block, args)` (what `Queue.dispatch` calls) builds the kernarg
+segment from the metadata (`pytest_amdgpu.codeobj.kernarg`), sets up scratch when the kernel
+has a private segment, and submits:
+
+- on an AQL queue: one kernel dispatch packet (`Kernel.aql_packet`) whose completion signal
+  the packet processor decrements; scratch lives in the queue's amd_queue_t fields
+  (scratch_resource_descriptor, scratch_backing_memory_location, compute_tmpring_size,
+  scratch_wave64_lane_byte_size), as ROCR fills them;
+- on a PM4 queue: ACQUIRE_MEM, the SET_SH_REG sequence `Kernel.pm4_dispatch` derives from the
+  descriptor for the target (facts-pm4.md §4, §7), DISPATCH_DIRECT, a CS_PARTIAL_FLUSH, then a
+  RELEASE_MEM that sets the completion signal. The dispatch pointer user SGPR points at an
+  AQL-format dispatch packet written to memory, as the CP would expose it, and the queue
+  pointer at a shadow amd_queue_t.
+
+Kernarg segments, packet images and the shadow queue live in a per-queue ring of GTT memory
+whose regions are reused once the dispatch that used them has completed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..codeobj import CodeObject, KernelInfo, load_code_object
+from ..codeobj.kernarg import Geometry, Kernargs, build_kernargs, make_geometry, pack_kernargs
+from ..errors import CodeObjectError, UsageError
+from ..packets import aql as _aql
+from ..packets import pm4 as _pm4
+from ._util import align_up, check_int, store32, store64
+
+if TYPE_CHECKING:
+    from ..targets import Target
+    from .device import Device
+    from .memory import Buffer
+    from .queue import Completion, Queue
+    from .signal import Signal
+
+__all__ = ["Kernel", "ScratchConfig", "dispatch", "load_kernel", "scratch_config",
+           "scratch_rsrc"]
+
+KERNARG_ALIGN = 64                # kernarg segments: >= 16 B (AMDGPUUsage); a cache line here
+KERNARG_RING_SIZE = 256 * 1024
+SCRATCH_LANE_ALIGN = 16           # per-work-item private segment rounding
+DEFAULT_DYNAMIC_STACK = 1024      # bytes per work-item added for kernels with a dynamic stack
+KERNARG_PRELOAD_ENTRY_SKIP = 256  # the CP skips this much of the entry when preloading kernargs
+
+# DISPATCH_INITIATOR bits (gc_9_4_2 / gc_11_0_0 sh_mask, facts-pm4.md §4.2).
+INITIATOR_COMPUTE_SHADER_EN = 1 << 0
+INITIATOR_PARTIAL_TG_EN = 1 << 1
+INITIATOR_FORCE_START_AT_000 = 1 << 2
+
+# ACQUIRE_MEM before a PM4 dispatch: invalidate the instruction, scalar and vector caches so
+# code, kernargs and data the host wrote are seen (kfdtest's values, facts-pm4.md §3.4, G12):
+# gfx9 COHER_CNTL = SH_ICACHE | SH_KCACHE | TC | TCL1; gfx10+ GCR_CNTL = GL2_INV | GL1_INV |
+# GLV_INV | GLK_INV | GLI_INV=ALL. Keyed by Target.acquire_mem_form.
+ACQUIRE_FIELDS: dict[str, dict[str, int]] = {
+    "gfx9": {"coher_cntl": 0x28C00000},
+    "gfx10": {"gcr_cntl": 0x4381},
+}
+
+
+# -- scratch ---------------------------------------------------------------------------------
+
+def scratch_rsrc(target: Target, base: int, size: int) -> tuple[int, int, int, int]:
+    """The private segment buffer V# for scratch at `base` of `size` bytes (swizzled, stride
+    from the CP, ROCR's layout; target.scratch_rsrc_word1_flags / scratch_rsrc_word3)."""
+    return (base & 0xFFFFFFFF,
+            ((base >> 32) & 0xFFFF) | target.scratch_rsrc_word1_flags,
+            size & 0xFFFFFFFF,
+            target.scratch_rsrc_word3)
+
+
+@dataclass(frozen=True)
+class ScratchConfig:
+    """One queue's scratch (private segment) backing and the register values describing it."""
+
+    base: int                      # GPU address of the backing memory
+    size: int                      # bytes
+    lane_bytes: int                # private segment bytes per work-item (aligned)
+    wave_lanes: int                # lanes of the waves it was sized for
+    wave_bytes: int                # scratch per wave, rounded to the TMPRING unit
+    waves: int                     # waves the backing holds
+    tmpring_size: int              # COMPUTE_TMPRING_SIZE / amd_queue_t.compute_tmpring_size
+    rsrc: tuple[int, int, int, int]
+
+    @property
+    def wave64_lane_bytes(self) -> int:
+        """amd_queue_t.scratch_wave64_lane_byte_size: per-lane bytes of a 64-lane wave."""
+        return self.lane_bytes * self.wave_lanes // 64
+
+    def covers(self, lane_bytes: int, wave_lanes: int, waves: int) -> bool:
+        return (lane_bytes * wave_lanes <= self.wave_bytes and waves <= self.waves)
+
+
+def scratch_config(target: Target, *, lane_bytes: int, wave_lanes: int, waves: int,
+                   shader_engines: int = 1, base: int = 0) -> ScratchConfig:
+    """Scratch layout for `waves` waves of `wave_lanes` lanes with `lane_bytes` each (the
+    caller allocates `size` bytes at `base`). COMPUTE_TMPRING_SIZE: WAVESIZE in the target's
+    unit, WAVES for the device (gfx9) or per shader engine (gfx11), as ROCR programs it."""
+    lane_bytes = align_up(max(lane_bytes, 0), SCRATCH_LANE_ALIGN)
+    unit = target.tmpring_wavesize_unit
+    wave_bytes = align_up(lane_bytes * wave_lanes, unit)
+    ses = max(shader_engines, 1)
+    waves = align_up(max(waves, 1), ses)
+    field_waves = waves // ses if target.tmpring_waves_per_se else waves
+    if field_waves > 0xFFF:
+        field_waves = 0xFFF
+        waves = field_waves * ses if target.tmpring_waves_per_se else field_waves
+    size = waves * wave_bytes
+    tmpring = _aql.encode_tmpring_size(target, field_waves, wave_bytes)
+    return ScratchConfig(base=base, size=size, lane_bytes=lane_bytes, wave_lanes=wave_lanes,
+                         wave_bytes=wave_bytes, waves=waves, tmpring_size=tmpring,
+                         rsrc=scratch_rsrc(target, base, size))
+
+
+# -- loaded images ---------------------------------------------------------------------------
+
+class _LoadedImage:
+    """One code object placed in GPU memory on one device; shared by its Kernels."""
+
+    def __init__(self, device: Device, co: CodeObject) -> None:
+        self.device = device
+        self.code_object = co
+        self.refs = 0
+        align = co.image_align
+        size = align_up(co.image_size, 4096)
+        self.buffer = device._alloc_internal(
+            size + (align - 4096 if align > 4096 else 0), "vram",
+            f"code object {co.name} ({co.processor})", executable=True,
+            read_only=not co.has_writable_segment)
+        self.base = align_up(self.buffer.gpu_address, align)
+        image = co.image(self.base)
+        self.buffer.write(self.base - self.buffer.gpu_address, image)
+        self.size = len(image)
+
+    def free(self) -> None:
+        if not self.buffer.freed:
+            self.buffer.free()
+
+
+_IMAGES: weakref.WeakKeyDictionary[Any, dict[str, _LoadedImage]] = weakref.WeakKeyDictionary()
+_IMAGES_LOCK = threading.Lock()
+
+
+def _acquire_image(device: Device, co: CodeObject) -> _LoadedImage:
+    with _IMAGES_LOCK:
+        per_device = _IMAGES.setdefault(device, {})
+        image = per_device.get(co.sha256)
+        if image is None or image.buffer.freed:
+            image = _LoadedImage(device, co)
+            per_device[co.sha256] = image
+        image.refs += 1
+        return image
+
+
+def _release_image(image: _LoadedImage) -> None:
+    with _IMAGES_LOCK:
+        image.refs -= 1
+        if image.refs > 0:
+            return
+        per_device = _IMAGES.get(image.device, {})
+        if per_device.get(image.code_object.sha256) is image:
+            del per_device[image.code_object.sha256]
+    image.free()
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where an unbound Kernel pretends its image is."""
+
+    base: int
+
+
+def _resolve_code_object(device: Device, code_object: Any) -> CodeObject:
+    if isinstance(code_object, str) and not os.path.exists(code_object):
+        from .. import kernels
+
+        if kernels.is_kernel_name(code_object):
+            return kernels.load(code_object, device.target.name)
+        if "/" not in code_object and not code_object.endswith((".co", ".hsaco")):
+            raise UsageError(f"load_kernel: {code_object!r} is neither a file nor a kernel "
+                             f"shipped in pytest_amdgpu.kernels ({', '.join(kernels.all_names())})")
+    return load_code_object(code_object)
+
+
+def load_kernel(device: Device, code_object: Any, name: str | None = None, *,
+                owner: object = None, xnack: str | None = None,
+                sramecc: str | None = None) -> Kernel:
+    """Load kernel `name` of `code_object` (path, bytes, CodeObject, or the name of a kernel
+    shipped in `pytest_amdgpu.kernels`) onto `device`; refuses a code object built for another
+    target (CodeObjectError)."""
+    co = _resolve_code_object(device, code_object)
+    co.check_target(device.target, xnack=xnack, sramecc=sramecc)
+    if name is None:
+        if len(co.kernels) != 1:
+            raise UsageError(f"{co.name} has {len(co.kernels)} kernels "
+                             f"({', '.join(sorted(co.kernels)) or 'none'}); pass name=")
+        name = next(iter(co.kernels))
+    info = co.kernel(name)
+    image = _acquire_image(device, co)
+    return Kernel(device, image, info, owner=owner)
+
+
+# -- Kernel ---------------------------------------------------------------------------------
+
+class Kernel:
+    """A kernel loaded on a device: its descriptor address, code address and metadata, and the
+    builders of its dispatch packets."""
+
+    kind = "kernel"
+
+    def __init__(self, device: Device, image: _LoadedImage, info: KernelInfo, *,
+                 owner: object = None) -> None:
+        self.device = device
+        self.target = device.target
+        self._image = image
+        self.info = info
+        self.owner = owner
+        self._freed = False
+
+    @classmethod
+    def unbound(cls, info: KernelInfo, target: Target, image_base: int) -> Kernel:
+        """A Kernel view of `info` as if its image were loaded at `image_base` on a `target`
+        device, with no device or memory behind it: for building and checking packets."""
+        kernel = cls.__new__(cls)
+        kernel.device = None  # type: ignore[assignment]
+        kernel.target = target
+        kernel._image = _Placement(image_base)  # type: ignore[assignment]
+        kernel.info = info
+        kernel.owner = None
+        kernel._freed = False
+        return kernel
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def code_object(self) -> CodeObject:
+        return self.info.code_object
+
+    @property
+    def descriptor(self):
+        return self.info.descriptor
+
+    @property
+    def metadata(self):
+        return self.info.metadata
+
+    @property
+    def args(self):
+        return self.info.args
+
+    @property
+    def image_base(self) -> int:
+        return self._image.base
+
+    @property
+    def kd_address(self) -> int:
+        """GPU address of the 64-byte kernel descriptor (AQL kernel_object)."""
+        return self._image.base + self.info.kd_offset
+
+    @property
+    def code_address(self) -> int:
+        """GPU address of the first instruction (descriptor + entry byte offset)."""
+        return self._image.base + self.info.entry_offset
+
+    @property
+    def pgm_address(self) -> int:
+        """What COMPUTE_PGM_LO/HI must hold: the entry, plus 256 bytes when the descriptor
+        preloads kernargs (the CP skips the compatibility prologue)."""
+        skip = KERNARG_PRELOAD_ENTRY_SKIP if self.descriptor.kernarg_preload_length else 0
+        return self.code_address + skip
+
+    @property
+    def wave32(self) -> bool:
+        return self.descriptor.wavefront_size == 32
+
+    @property
+    def kernarg_size(self) -> int:
+        return self.info.kernarg_size
+
+    @property
+    def group_segment_size(self) -> int:
+        return self.info.group_segment_size
+
+    @property
+    def private_segment_size(self) -> int:
+        return self.info.private_segment_size
+
+    @property
+    def freed(self) -> bool:
+        return self._freed
+
+    def __repr__(self) -> str:
+        state = " freed" if self._freed else ""
+        where = self.device.describe() if self.device is not None else f"{self.target.name} " \
+            "(unbound)"
+        return (f"<Kernel {self.name} ({self.code_object.name}) kd={self.kd_address:#x} on "
+                f"{where}{state}>")
+
+    def describe(self) -> str:
+        return (f"kernel {self.name} from {self.code_object.name} at {self.kd_address:#x} "
+                f"({self.target.name})")
+
+    def free(self) -> None:
+        """Release this kernel; the image is freed with the last Kernel using it. Idempotent."""
+        if self._freed:
+            return
+        self._freed = True
+        if self.device is not None:
+            _release_image(self._image)
+            self.device._forget(self)
+
+    destroy = free
+    close = free
+
+    def _check(self, what: str) -> None:
+        if self._freed:
+            raise UsageError(f"Kernel.{what}: {self.describe()} was freed")
+
+    # -- kernargs ---------------------------------------------------------------------------
+    def geometry(self, grid, block, global_offset=(0, 0, 0)) -> Geometry:
+        """Validated grid/block for this kernel (work-group size limit, required size)."""
+        md = self.metadata
+        limit = md.max_flat_workgroup_size if md and md.max_flat_workgroup_size else 1024
+        geom = make_geometry(grid, block, global_offset, max_workgroup_size=limit)
+        if md is not None and md.reqd_workgroup_size:
+            want = tuple(md.reqd_workgroup_size) + (1,) * (3 - len(md.reqd_workgroup_size))
+            if tuple(geom.block) != want:
+                raise UsageError(f"kernel {self.name!r} requires work-groups of {want} "
+                                 f"(.reqd_workgroup_size); got block {geom.block}")
+        return geom
+
+    def build_kernargs(self, args: Sequence | Mapping = (), *, grid, block,
+                       global_offset=(0, 0, 0), hidden: Mapping[str, int] | None = None
+                       ) -> Kernargs:
+        """The kernarg segment for `args` and the dispatch geometry (see codeobj.kernarg)."""
+        self.geometry(grid, block, global_offset)
+        return build_kernargs(self.info, args, grid=grid, block=block,
+                              global_offset=global_offset, hidden=hidden)
+
+    # -- AQL --------------------------------------------------------------------------------
+    def aql_packet(self, grid, block, kernarg_address: int, completion_signal: Any = 0, *,
+                   group_segment_size: int | None = None,
+                   private_segment_size: int | None = None, barrier: bool = True,
+                   acquire_fence_scope: int = _aql.FenceScope.SYSTEM,
+                   release_fence_scope: int = _aql.FenceScope.SYSTEM,
+                   geometry: Geometry | None = None) -> _aql.KernelDispatchPacket:
+        """The AQL kernel dispatch packet (`.encode()` gives its 64 bytes). `grid` counts
+        work-items per dimension, `block` is the work-group size."""
+        self._check("aql_packet")
+        geom = geometry or self.geometry(grid, block)
+        signal = getattr(completion_signal, "handle", completion_signal)
+        return _aql.KernelDispatchPacket(
+            barrier=int(barrier), acquire_fence_scope=acquire_fence_scope,
+            release_fence_scope=release_fence_scope, dimensions=geom.dims,
+            workgroup_size_x=geom.block[0], workgroup_size_y=geom.block[1],
+            workgroup_size_z=geom.block[2], grid_size_x=geom.grid[0],
+            grid_size_y=geom.grid[1], grid_size_z=geom.grid[2],
+            private_segment_size=(self.private_segment_size if private_segment_size is None
+                                  else private_segment_size),
+            group_segment_size=(self.group_segment_size if group_segment_size is None
+                                else group_segment_size),
+            kernel_object=self.kd_address, kernarg_address=kernarg_address,
+            completion_signal=int(signal or 0))
+
+    # -- PM4 --------------------------------------------------------------------------------
+    def user_sgprs(self, *, kernarg_address: int, dispatch_ptr: int = 0, queue_ptr: int = 0,
+                   dispatch_id: int = 0, scratch: ScratchConfig | None = None,
+                   private_segment_size: int | None = None,
+                   kernarg_data: bytes | None = None) -> list[int]:
+        """COMPUTE_USER_DATA values: exactly the user SGPRs the descriptor enables, in the ABI
+        order (AMDGPUUsage "Initial Kernel Execution State")."""
+        values: list[int] = []
+        kd = self.descriptor
+        for sgpr in kd.user_sgprs():
+            if sgpr.name == "private_segment_buffer":
+                values += list(scratch.rsrc if scratch else scratch_rsrc(self.target, 0, 0))
+            elif sgpr.name == "dispatch_ptr":
+                values += [dispatch_ptr & 0xFFFFFFFF, dispatch_ptr >> 32]
+            elif sgpr.name == "queue_ptr":
+                values += [queue_ptr & 0xFFFFFFFF, queue_ptr >> 32]
+            elif sgpr.name == "kernarg_segment_ptr":
+                values += [kernarg_address & 0xFFFFFFFF, kernarg_address >> 32]
+            elif sgpr.name == "dispatch_id":
+                values += [dispatch_id & 0xFFFFFFFF, (dispatch_id >> 32) & 0xFFFFFFFF]
+            elif sgpr.name == "flat_scratch_init":
+                base = scratch.base if scratch else 0
+                values += [base & 0xFFFFFFFF, base >> 32]
+            elif sgpr.name == "kernarg_preload":
+                start = 4 * kd.kernarg_preload_offset
+                data = (kernarg_data or b"")[start:start + 4 * sgpr.count]
+                data = data + bytes(4 * sgpr.count - len(data))
+                values += list(struct.unpack(f"<{sgpr.count}I", data))
+            elif sgpr.name == "private_segment_size":
+                size = (scratch.lane_bytes if scratch else 0) if private_segment_size is None \
+                    else private_segment_size
+                values.append(size)
+        return values
+
+    def pm4_dispatch(self, grid, block, kernarg_address: int, *, dispatch_ptr: int = 0,
+                     queue_ptr: int = 0, dispatch_id: int = 0,
+                     scratch: ScratchConfig | None = None,
+                     group_segment_size: int | None = None,
+                     private_segment_size: int | None = None,
+                     kernarg_data: bytes | None = None, acquire: bool = True,
+                     partial_flush: bool = True,
+                     geometry: Geometry | None = None) -> list[_pm4.Pm4Packet]:
+        """The PM4 packets of one dispatch (`[dw for p in packets for dw in p.encode(target)]`):
+        ACQUIRE_MEM, SET_SH_REG of COMPUTE_PGM_LO/HI, RSRC1/2, RSRC3 (at the target's offset),
+        TMPRING_SIZE and DISPATCH_SCRATCH_BASE when scratch is used, USER_DATA_*,
+        RESOURCE_LIMITS, START_X..NUM_THREAD_Z, DISPATCH_DIRECT and CS_PARTIAL_FLUSH."""
+        self._check("pm4_dispatch")
+        t = self.target
+        geom = geometry or self.geometry(grid, block)
+        kd = self.descriptor
+        lds = self.group_segment_size if group_segment_size is None else group_segment_size
+        if lds > t.lds_bytes_per_workgroup:
+            raise UsageError(f"kernel {self.name!r}: {lds} bytes of LDS per work-group exceed "
+                             f"the {t.lds_bytes_per_workgroup} a {t.name} work-group can have")
+        gran = t.lds_alloc_granule
+        rsrc2 = (kd.compute_pgm_rsrc2 & ~(0x1FF << 15)) | (((lds + gran - 1) // gran) << 15)
+        pgm = self.pgm_address
+        if pgm % 256:
+            raise CodeObjectError(f"kernel {self.name!r}: entry {pgm:#x} is not 256-byte "
+                                  "aligned; COMPUTE_PGM_LO cannot address it")
+        user = self.user_sgprs(kernarg_address=kernarg_address, dispatch_ptr=dispatch_ptr,
+                               queue_ptr=queue_ptr, dispatch_id=dispatch_id, scratch=scratch,
+                               private_segment_size=private_segment_size,
+                               kernarg_data=kernarg_data)
+        sh = _pm4.SetShReg.of
+        packets: list[_pm4.Pm4Packet] = []
+        if acquire:
+            packets.append(_pm4.AcquireMem(**ACQUIRE_FIELDS[t.acquire_mem_form]))
+        packets += [
+            sh(t, "COMPUTE_PGM_LO", (pgm >> 8) & 0xFFFFFFFF, (pgm >> 40) & 0xFF),
+            sh(t, "COMPUTE_PGM_RSRC1", kd.compute_pgm_rsrc1, rsrc2),
+            sh(t, "COMPUTE_PGM_RSRC3", kd.compute_pgm_rsrc3),
+        ]
+        if scratch is not None:
+            packets.append(sh(t, "COMPUTE_TMPRING_SIZE", scratch.tmpring_size))
+            if t.architected_flat_scratch:
+                packets.append(sh(t, "COMPUTE_DISPATCH_SCRATCH_BASE_LO",
+                                  (scratch.base >> 8) & 0xFFFFFFFF, (scratch.base >> 40) & 0xFF))
+        else:
+            packets.append(sh(t, "COMPUTE_TMPRING_SIZE", 0))
+        if user:
+            packets.append(sh(t, "COMPUTE_USER_DATA_0", *user))
+        packets.append(sh(t, "COMPUTE_RESOURCE_LIMITS", 0))
+        threads = [b | ((g % b) << 16) for g, b in zip(geom.grid, geom.block)]
+        packets.append(sh(t, "COMPUTE_START_X", 0, 0, 0, *threads))
+        initiator = INITIATOR_COMPUTE_SHADER_EN | INITIATOR_FORCE_START_AT_000
+        if any(geom.remainders):
+            initiator |= INITIATOR_PARTIAL_TG_EN
+        if self.wave32:
+            initiator |= t.dispatch_initiator_wave32
+        wg = geom.workgroups
+        packets.append(_pm4.DispatchDirect(dim_x=wg[0], dim_y=wg[1], dim_z=wg[2],
+                                           initiator=initiator))
+        if partial_flush:
+            packets.append(_pm4.EventWrite(event_type=_pm4.EventType.CS_PARTIAL_FLUSH,
+                                           event_index=4))
+        return packets
+
+    def pm4_dwords(self, *args: Any, **kwargs: Any) -> list[int]:
+        """`pm4_dispatch` encoded for the device's target."""
+        return [dw for p in self.pm4_dispatch(*args, **kwargs) for dw in p.encode(self.target)]
+
+
+# -- per-queue state --------------------------------------------------------------------------
+
+class _ArgRing:
+    """GTT memory for kernargs and packet images; a region is reused once the dispatch that
+    used it completed."""
+
+    def __init__(self, queue: Queue, size: int) -> None:
+        self.queue = queue
+        self.buffer = queue._internal(size, "gtt", "kernarg ring")
+        self.size = size
+        self.head = 0
+        self.live: deque[list[Any]] = deque()    # [start, end, completion or None]
+
+    def _reclaim(self) -> None:
+        while self.live:
+            completion = self.live[0][2]
+            if completion is None or not _is_done(completion):
+                return
+            self.live.popleft()
+        if not self.live:
+            self.head = 0
+
+    def alloc(self, nbytes: int, align: int = KERNARG_ALIGN) -> tuple[int, list[Any]]:
+        """(offset, entry) of `nbytes`; attach the dispatch's completion to entry[2]."""
+        nbytes = align_up(max(nbytes, 1), align)
+        if nbytes > self.size:
+            raise UsageError(f"{nbytes} bytes of kernargs do not fit the {self.size}-byte ring")
+        while True:
+            self._reclaim()
+            start = self._fit(nbytes, align)
+            if start is not None:
+                entry = [start, start + nbytes, None]
+                self.live.append(entry)
+                self.head = start + nbytes
+                return start, entry
+            oldest = self.live[0][2]
+            if oldest is None:
+                raise UsageError(f"{self.queue.describe()}: the kernarg ring is full")
+            oldest.wait()       # the oldest dispatch must finish before its memory is reused
+
+    def _fit(self, n: int, align: int) -> int | None:
+        head = align_up(self.head, align)
+        if not self.live:
+            return 0 if n <= self.size else None
+        tail = self.live[0][0]
+        if head >= tail:
+            if head + n <= self.size:
+                return head
+            return 0 if n <= tail else None
+        return head if head + n <= tail else None
+
+
+def _is_done(completion: Completion) -> bool:
+    try:
+        return bool(completion.done)
+    except Exception:
+        return True
+
+
+class _QueueState:
+    def __init__(self, queue: Queue) -> None:
+        self.ring = _ArgRing(queue, KERNARG_RING_SIZE)
+        self.scratch: ScratchConfig | None = None
+        self.dispatch_id = 0
+        self.shadow_queue: int = 0
+        self.lock = threading.Lock()
+
+
+_STATES: weakref.WeakKeyDictionary[Any, _QueueState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(queue: Queue) -> _QueueState:
+    with _STATES_LOCK:
+        st = _STATES.get(queue)
+        if st is None:
+            st = _QueueState(queue)
+            _STATES[queue] = st
+        return st
+
+
+def _shader_engines(device: Device) -> int:
+    node = device.node
+    try:
+        per = node.simd_arrays_per_engine or 1
+        return max((node.array_count or per) // per, 1)
+    except Exception:
+        return 1
+
+
+def _max_waves(device: Device) -> int:
+    node = device.node
+    try:
+        return max(node.cu_count * node.simd_per_cu * node.max_waves_per_simd, 1)
+    except Exception:
+        return 1024
+
+
+def _write_amd_queue_scratch(queue: Queue, address: int, cfg: ScratchConfig) -> None:
+    """The scratch fields of an amd_queue_t (ROCR AqlQueue::InitScratchSRD)."""
+    q = _aql.AMD_QUEUE
+    for i, word in enumerate(cfg.rsrc):
+        store32(address + q.scratch_resource_descriptor + 4 * i, word)
+    store64(address + q.scratch_backing_memory_location, cfg.base)
+    store64(address + q.scratch_backing_memory_byte_size, cfg.size)
+    store32(address + q.scratch_wave64_lane_byte_size, cfg.wave64_lane_bytes)
+    store32(address + q.compute_tmpring_size, cfg.tmpring_size)
+
+
+def _ensure_scratch(queue: Queue, st: _QueueState, kernel: Kernel, geom: Geometry,
+                    lane_bytes: int) -> ScratchConfig:
+    lanes = kernel.descriptor.wavefront_size
+    waves_per_group = -(-geom.workgroup_size // lanes)
+    wg = geom.workgroups
+    waves = min(waves_per_group * wg[0] * wg[1] * wg[2], _max_waves(queue.device))
+    ses = _shader_engines(queue.device)
+    # every shader engine can host a work-group: on gfx11, where WAVES counts per engine, give
+    # each engine room for one whole work-group at least
+    if queue.target.tmpring_waves_per_se:
+        waves = max(waves, waves_per_group * ses)
+    cur = st.scratch
+    if cur is not None and cur.covers(align_up(lane_bytes, SCRATCH_LANE_ALIGN), lanes, waves):
+        return cur
+    if cur is not None:
+        lane_bytes = max(lane_bytes, cur.lane_bytes * cur.wave_lanes // lanes)
+        waves = max(waves, cur.waves)
+    probe = scratch_config(queue.target, lane_bytes=lane_bytes, wave_lanes=lanes, waves=waves,
+                           shader_engines=ses)
+    buf: Buffer = queue._internal(align_up(probe.size, 4096), "vram", "scratch backing",
+                                  cpu_access=False)
+    cfg = scratch_config(queue.target, lane_bytes=lane_bytes, wave_lanes=lanes, waves=waves,
+                         shader_engines=ses, base=buf.gpu_address)
+    st.scratch = cfg
+    if queue.kind == "aql":
+        _write_amd_queue_scratch(queue, queue.amd_queue.gpu_address, cfg)
+    elif st.shadow_queue:
+        _write_amd_queue_scratch(queue, st.shadow_queue, cfg)
+    return cfg
+
+
+def _shadow_queue(queue: Queue, st: _QueueState) -> int:
+    """A persistent amd_queue_t image for a PM4 queue (the queue pointer user SGPR)."""
+    if not st.shadow_queue:
+        buf = queue._internal(4096, "gtt", "shadow amd_queue_t")
+        node = queue.device.node
+        ap = queue.device.apertures
+        buf.write(0, _aql.AMD_QUEUE.pack(
+            type=0, features=1, size=0, id=queue.queue_id,
+            group_segment_aperture_base_hi=(ap.lds_base >> 32) if ap else 0,
+            private_segment_aperture_base_hi=(ap.scratch_base >> 32) if ap else 0,
+            max_cu_id=max(node.cu_count - 1, 0),
+            max_wave_id=max(node.max_waves_per_simd * node.simd_per_cu - 1, 0),
+            read_dispatch_id_field_base_byte_offset=_aql.AMD_QUEUE.read_dispatch_id,
+            queue_properties=int(_aql.QueueProperty.IS_PTR64)))
+        st.shadow_queue = buf.gpu_address
+        if st.scratch is not None:
+            _write_amd_queue_scratch(queue, st.shadow_queue, st.scratch)
+    return st.shadow_queue
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
+             signal: Signal | None = None, wait_value: int | None = None,
+             signal_value: int = 0, global_offset=(0, 0, 0),
+             hidden: Mapping[str, int] | None = None, barrier: bool = True,
+             dynamic_stack: int = DEFAULT_DYNAMIC_STACK) -> Completion:
+    """Launch `kernel` on `queue` (AQL or PM4) and return a Completion.
+
+    `args`: the explicit arguments (sequence or mapping by name), or the raw kernarg bytes.
+    `signal`: a completion signal of the caller's; AQL decrements it by one (wait_value
+    defaults to its current value - 1), PM4 sets it to `signal_value` (default 0). Without
+    one, the Completion uses a signal of its own.
+    """
+    from .queue import Completion
+
+    if not isinstance(kernel, Kernel):
+        raise UsageError(f"Queue.dispatch: expected a Kernel (Device.load_kernel), got "
+                         f"{type(kernel).__name__}")
+    kernel._check("dispatch")
+    if kernel.device is not queue.device:
+        raise UsageError(f"{kernel.describe()} is loaded on {kernel.device.describe()}, not on "
+                         f"{queue.device.describe()}: load it on the queue's device")
+    if queue.kind not in ("aql", "pm4"):
+        raise UsageError(f"{queue.describe()}: kernels dispatch on 'aql' or 'pm4' queues, not "
+                         f"{queue.kind!r}")
+    geom = kernel.geometry(grid, block, global_offset)
+    st = _state(queue)
+    with st.lock:
+        queue_ptr = queue.amd_queue.gpu_address if queue.kind == "aql" else 0
+        if queue.kind == "pm4" and kernel.descriptor.has("ENABLE_SGPR_QUEUE_PTR"):
+            queue_ptr = _shadow_queue(queue, st)
+        hidden_values = {"queue_ptr": queue_ptr}
+        if hidden:
+            hidden_values.update(hidden)
+        if isinstance(args, bytes | bytearray | memoryview):
+            data = bytes(args)
+            kargs = Kernargs(data, 0, kernel.group_segment_size, geom)
+        else:
+            kargs = pack_kernargs(kernel.info, args, geom, hidden=hidden_values)
+        lds = kargs.group_segment_size
+        if lds > queue.target.lds_bytes_per_workgroup:
+            raise UsageError(f"kernel {kernel.name!r}: {lds} bytes of LDS per work-group "
+                             f"(static {kernel.group_segment_size} + dynamic "
+                             f"{kargs.dynamic_lds_size}) exceed the "
+                             f"{queue.target.lds_bytes_per_workgroup} of {queue.target.name}")
+        lane_bytes = kernel.private_segment_size + (
+            check_int("dynamic_stack", dynamic_stack, minimum=0)
+            if kernel.info.uses_dynamic_stack else 0)
+        scratch = None
+        if kernel.info.needs_scratch or lane_bytes:
+            scratch = _ensure_scratch(queue, st, kernel, geom, lane_bytes)
+            lane_bytes = scratch.lane_bytes
+        ring = st.ring
+        karg_size = max(len(kargs.data), 16)
+        extra = 64 if queue.kind == "pm4" else 0
+        offset, entry = ring.alloc(align_up(karg_size, KERNARG_ALIGN) + extra)
+        kernarg_address = ring.buffer.gpu_address + offset
+        ring.buffer.write(offset, kargs.data)
+        sig, owns = queue._completion_signal(signal, 1)
+        try:
+            if queue.kind == "aql":
+                if wait_value is None:
+                    wait_value = 0 if owns else sig.value - 1
+                packet = kernel.aql_packet(
+                    geom.grid, geom.block, kernarg_address, sig.handle,
+                    group_segment_size=lds, private_segment_size=lane_bytes, barrier=barrier,
+                    geometry=geom)
+                sig._submitted_on(queue)
+                queue.submit(packet)
+                completion = Completion(queue, sig, wait_value, "<=" if not owns else "==",
+                                        owns_signal=owns, what=f"dispatch of {kernel.name}")
+            else:
+                packet_offset = offset + align_up(karg_size, KERNARG_ALIGN)
+                dispatch_ptr = ring.buffer.gpu_address + packet_offset
+                image = kernel.aql_packet(
+                    geom.grid, geom.block, kernarg_address, sig.handle,
+                    group_segment_size=lds, private_segment_size=lane_bytes, barrier=barrier,
+                    geometry=geom)
+                ring.buffer.write(packet_offset, image.encode())
+                st.dispatch_id += 1
+                packets = kernel.pm4_dispatch(
+                    geom.grid, geom.block, kernarg_address, geometry=geom,
+                    dispatch_ptr=dispatch_ptr, queue_ptr=queue_ptr,
+                    dispatch_id=st.dispatch_id - 1, scratch=scratch, group_segment_size=lds,
+                    private_segment_size=lane_bytes, kernarg_data=kargs.data,
+                    partial_flush=barrier)
+                queue.submit(*packets)
+                final = 0 if owns else signal_value
+                queue.signal(sig, final)
+                completion = Completion(queue, sig, final if wait_value is None else wait_value,
+                                        "==", owns_signal=owns,
+                                        what=f"dispatch of {kernel.name}")
+        except BaseException:
+            ring.live.remove(entry)
+            if owns:
+                sig.free()
+            raise
+        entry[2] = completion
+        queue._completions.add(completion)
+        return completion
