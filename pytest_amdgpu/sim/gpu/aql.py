@@ -1,0 +1,379 @@
+"""The AQL packet processor: the CP firmware's view of an HSA (AQL) user queue.
+
+Packets are 64-byte slots at ring_base + (index mod slots) * 64; the read index (the queue's
+read_dispatch_id, amd_queue_t + 128, written to rptr_addr) and the write index (write_dispatch_id,
+amd_queue_t + 56) count packets and never wrap. A doorbell wakes the processor, which then runs
+slots in order while their header type is valid: a slot whose type is INVALID stops it until
+the next doorbell (producers publish the header last, so the header, not write_dispatch_id, is
+what says a packet is ready). Each packet runs to completion before the next starts, so the
+barrier bit (wait for all earlier packets of this queue) always holds, and acquire/release
+fences are no-ops (simulated memory is coherent). On completion the processor sets the slot's
+header type back to INVALID, advances read_dispatch_id, decrements the completion signal
+(64-bit value at handle + 8) by one and, if the signal has an event mailbox, writes its event id
+there and raises a CP interrupt with it.
+
+Kernel dispatch packets: the processor reads the 64-byte kernel descriptor at kernel_object
+through the VM (a fault there is a VM fault, like any CP fetch), checks packet and descriptor,
+and programs the dispatch the way the CP firmware does: entry = descriptor + entry offset (+256
+with preloaded kernargs), RSRC1/2/3 from the descriptor, user SGPRs in the ABI order of the
+descriptor's enable bits, LDS from the packet's group segment, scratch from amd_queue_t. Invalid
+packets raise the CP's packet exception codes (kfd_ioctl.h EC_QUEUE_PACKET_*) as HW exceptions
+and the queue stops. Choices where the sources are silent: a grid smaller than the workgroup is
+valid (one partial workgroup, as the hardware's partial-group support allows); the LDS is
+max(packet group_segment_size, descriptor static size) (the packet's value includes the static
+part in ROCR; the max never gives a kernel less than it declared).
+
+Layouts: part D's `packets.aql` (HSA hsa.h / hsa_ext_amd.h, ROCR amd_hsa_queue.h /
+amd_hsa_signal.h; facts-sdma-aql-codeobj.md §2-§3) and the AMDGPUUsage kernel descriptor (§4).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ...packets import aql as A
+from ...packets import pm4 as P
+from ...packets.common import PacketDecodeError
+from .common import MASK64, QueueError, QueueProcessor, Region, Status, region
+from .dispatch import (
+    EC_CODE_INVALID,
+    EC_DIM_INVALID,
+    EC_GROUP_SEGMENT_SIZE_INVALID,
+    EC_REGISTER_INVALID,
+    EC_RESERVED,
+    EC_UNSUPPORTED,
+    EC_VENDOR_UNSUPPORTED,
+    EC_WORK_GROUP_SIZE_INVALID,
+    MAX_USER_SGPRS,
+    MAX_WORKGROUP_SIZE,
+    DispatchState,
+    apply_apertures,
+    decode_tmpring,
+    to_shader_regs,
+)
+from .pm4 import PM4Executor
+
+PACKET_BYTES = A.PACKET_BYTES
+TYPE_VENDOR_SPECIFIC = A.AqlPacketType.VENDOR_SPECIFIC
+TYPE_INVALID = A.AqlPacketType.INVALID
+TYPE_KERNEL_DISPATCH = A.AqlPacketType.KERNEL_DISPATCH
+TYPE_BARRIER_AND = A.AqlPacketType.BARRIER_AND
+TYPE_AGENT_DISPATCH = A.AqlPacketType.AGENT_DISPATCH
+TYPE_BARRIER_OR = A.AqlPacketType.BARRIER_OR
+
+# amd_signal_t / amd_queue_t member offsets (part D's layouts; ROCR amd_hsa_signal.h,
+# amd_hsa_queue.h, checked with offsetof in facts §3)
+SIGNAL_VALUE = A.AMD_SIGNAL.value
+SIGNAL_EVENT_MAILBOX_PTR = A.AMD_SIGNAL.event_mailbox_ptr
+SIGNAL_EVENT_ID = A.AMD_SIGNAL.event_id
+QUEUE_READ_DISPATCH_ID = A.AMD_QUEUE.read_dispatch_id
+QUEUE_COMPUTE_TMPRING_SIZE = A.AMD_QUEUE.compute_tmpring_size
+QUEUE_SCRATCH_RESOURCE_DESCRIPTOR = A.AMD_QUEUE.scratch_resource_descriptor
+QUEUE_SCRATCH_BACKING_MEMORY_LOCATION = A.AMD_QUEUE.scratch_backing_memory_location
+QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE = A.AMD_QUEUE.scratch_wave64_lane_byte_size
+
+# hsa_signal_condition_t for BARRIER_VALUE
+_CONDITIONS = {0: ("==", lambda a, b: a == b), 1: ("!=", lambda a, b: a != b),
+               2: ("<", lambda a, b: a < b), 3: (">=", lambda a, b: a >= b)}
+
+# Kernel descriptor (llvm AMDHSAKernelDescriptor.h / AMDGPUUsage "Kernel Descriptor")
+KD_BYTES = 64
+KCP_PRIVATE_SEGMENT_BUFFER = 1 << 0
+KCP_DISPATCH_PTR = 1 << 1
+KCP_QUEUE_PTR = 1 << 2
+KCP_KERNARG_SEGMENT_PTR = 1 << 3
+KCP_DISPATCH_ID = 1 << 4
+KCP_FLAT_SCRATCH_INIT = 1 << 5
+KCP_PRIVATE_SEGMENT_SIZE = 1 << 6
+KCP_WAVEFRONT_SIZE32 = 1 << 10
+KCP_USES_DYNAMIC_STACK = 1 << 11
+KCP_RESERVED = 0x0380 | 0xF000          # bits 9:7 and 15:12
+KERNARG_PRELOAD_ENTRY_SKIP = 256        # CP skips the compatibility prologue (AMDGPUUsage)
+
+
+_INVALID_HEADER = struct.pack("<H", TYPE_INVALID)
+
+
+def _signed64(v: int) -> int:
+    return v - (1 << 64) if v >> 63 else v
+
+
+class AQLProcessor(QueueProcessor):
+    """An AQL queue (KFD_IOC_QUEUE_TYPE_COMPUTE_AQL)."""
+
+    kind = "aql"
+
+    def __init__(self, engine, queue) -> None:
+        super().__init__(engine, queue)
+        self.read_index = 0
+        self._ring: Region | None = None
+        self._rptr: Region | None = None
+        self.pm4: PM4Executor | None = None     # vendor PM4-IB in progress
+        self.pm4_index = -1
+        self.loc = ""
+
+    @property
+    def queue_address(self) -> int:
+        """The amd_queue_t address (rptr_addr points at its read_dispatch_id)."""
+        return self.queue.rptr_addr - QUEUE_READ_DISPATCH_ID
+
+    def sq_interrupt(self, ctx_id: int) -> None:
+        """s_sendmsg MSG_INTERRUPT from a wave of this queue (24 bits, facts-kfd.md §4 I3)."""
+        self.queue.process.signal_interrupt(self.device, "sq_msg", ctx_id & 0xFFFFFF)
+
+    def describe(self) -> str:
+        return (f"AQL queue {getattr(self.queue, 'queue_id', '?')} (read_dispatch_id "
+                f"{self.read_index}; {self.loc or 'no packet yet'})")
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self, budget: int) -> Status:
+        q = self.queue
+        vm = self.vm
+        slots = q.ring_size // PACKET_BYTES
+        if slots == 0:
+            return Status.IDLE
+        ring = self._ring = region(self._ring, vm, q.ring_base, q.ring_size, True)
+        for _ in range(budget):
+            index = self.read_index
+            off = (index % slots) * PACKET_BYTES
+            addr = q.ring_base + off
+            raw = ring.mv[off:off + PACKET_BYTES].tobytes()
+            header = raw[0] | (raw[1] << 8)
+            ptype = header & 0xFF
+            if ptype == TYPE_INVALID:
+                return Status.IDLE
+            self.loc = f"AQL packet {index} (slot {index % slots} at {addr:#x})"
+            pkt = self._decode(raw, ptype)
+            t = type(pkt)
+            if t is A.KernelDispatchPacket:
+                done = self._kernel_dispatch(addr, pkt, index)
+            elif t is A.BarrierAndPacket or t is A.BarrierOrPacket:
+                done = self._barrier(pkt, t is A.BarrierAndPacket)
+            elif t is A.Pm4IbPacket:
+                done = self._pm4_ib(pkt, index)
+            elif t is A.BarrierValuePacket:
+                done = self._barrier_value(pkt)
+            else:
+                raise QueueError(f"{EC_UNSUPPORTED}: {self.loc}: {pkt.MNEMONIC} packets are not "
+                                 "processed by a GPU kernel agent's queue")
+            if not done:
+                return Status.WAIT
+            self._complete(addr, pkt.completion_signal, index)
+            self.completed += 1
+        return Status.PROGRESS
+
+    def _decode(self, raw: bytes, ptype: int):
+        """D's decoder, with its errors mapped to the CP's packet exception codes."""
+        try:
+            pkt, _n = A.decode(raw, 0)
+            return pkt
+        except PacketDecodeError as e:
+            if ptype == TYPE_VENDOR_SPECIFIC and "format" in e.reason:
+                code = EC_VENDOR_UNSUPPORTED
+            elif ptype == TYPE_KERNEL_DISPATCH and "dimensions" in e.reason:
+                code = EC_DIM_INVALID
+            else:
+                code = EC_RESERVED
+            raise QueueError(f"{code}: {self.loc}: {e.reason}") from None
+
+    def _complete(self, addr: int, signal: int, index: int) -> None:
+        """Retire packet `index`: slot header INVALID, read index, completion signal."""
+        self._ring.store(addr - self._ring.addr, _INVALID_HEADER)   # header type INVALID
+        self.read_index = index + 1
+        rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
+        rp.store(0, self.read_index.to_bytes(8, "little"))
+        if signal:
+            self.signal_completion(signal)
+
+    def signal_completion(self, signal: int) -> None:
+        """Decrement the signal's 64-bit value; mailbox + interrupt when it has one."""
+        vm = self.vm
+        vm.atomic(signal + SIGNAL_VALUE, "sub", 1, 0, 8)
+        mailbox = vm.read_u64(signal + SIGNAL_EVENT_MAILBOX_PTR)
+        if mailbox:
+            event_id = vm.read_u32(signal + SIGNAL_EVENT_ID)
+            # ROCR's SDMA path writes the 32-bit event id to the mailbox and raises a trap with
+            # it; the CP does the same for AQL completion (facts §2.6, inferred).
+            vm.write_u32(mailbox, event_id)
+            self.queue.process.signal_interrupt(self.device, "cp_eop", event_id)
+
+    # -- barriers --------------------------------------------------------------------------------
+    def _barrier(self, pkt, is_and: bool) -> bool:
+        deps = pkt.dep_signal
+        values = []
+        for handle in deps:
+            if handle == 0:
+                values.append(None)      # AND: satisfied; OR: never satisfies
+                continue
+            values.append(_signed64(self.vm.read_u64(handle + SIGNAL_VALUE)))
+        if is_and:
+            ok = all(v is None or v == 0 for v in values)
+        else:
+            ok = any(v is not None and v == 0 for v in values)
+        if not ok:
+            kind = "BARRIER_AND" if is_and else "BARRIER_OR"
+            shown = ", ".join(f"{h:#x}={v}" for h, v in zip(deps, values, strict=True) if h)
+            self.wait_reason = f"{kind} {self.loc}: dependencies {shown or '(all null)'}"
+        return ok
+
+    # -- vendor-specific ----------------------------------------------------------------------
+    def _pm4_ib(self, pkt: A.Pm4IbPacket, index: int) -> bool:
+        """AMD PM4-IB (format 1): run the embedded INDIRECT_BUFFER through the PM4 engine."""
+        if self.pm4 is None or self.pm4_index != index:
+            ex = PM4Executor(self)
+            try:
+                cls, fields, _n = ex.reader.read(list(pkt.ib_jump), 0)
+            except PacketDecodeError as e:
+                raise QueueError(f"{EC_VENDOR_UNSUPPORTED}: {self.loc}: the PM4-IB jump command "
+                                 f"does not decode: {e.reason}") from None
+            if cls is not P.IndirectBuffer:
+                raise QueueError(f"{EC_VENDOR_UNSUPPORTED}: {self.loc}: the PM4-IB jump command "
+                                 f"is {cls.MNEMONIC}, not INDIRECT_BUFFER")
+            loc = self.loc
+            ex.loc = (lambda off: f"{loc}: PM4 INDIRECT_BUFFER", 0)
+            ex.execute((cls, fields), 0)
+            self.pm4, self.pm4_index = ex, index
+        status, _ = self.pm4.run_frames(1 << 30)
+        if status is Status.WAIT:
+            self.wait_reason = self.pm4.wait_reason
+            return False
+        self.pm4, self.pm4_index = None, -1
+        return True
+
+    def _barrier_value(self, pkt: A.BarrierValuePacket) -> bool:
+        """AMD BARRIER_VALUE (format 2): wait until (signal value & mask) cond value."""
+        if pkt.signal == 0:
+            return True
+        cur = self.vm.read_u64(pkt.signal + SIGNAL_VALUE)
+        name, fn = _CONDITIONS[pkt.cond]
+        masked = _signed64(cur & pkt.mask)
+        if fn(masked, _signed64(pkt.value)):
+            return True
+        self.wait_reason = (f"BARRIER_VALUE {self.loc}: (signal {pkt.signal:#x} value "
+                            f"{_signed64(cur)} & {pkt.mask:#x}) {name} {_signed64(pkt.value)} "
+                            "is false")
+        return False
+
+    # -- kernel dispatch ----------------------------------------------------------------------
+    def _kernel_dispatch(self, addr: int, pkt: A.KernelDispatchPacket, index: int) -> bool:
+        state = self.dispatch_state(addr, pkt, index)
+        if state is not None:
+            apply_apertures(state, self.queue)
+            self.engine.run_shader(self, to_shader_regs(state), interrupt=self.sq_interrupt)
+        return True
+
+    def dispatch_state(self, addr: int, pkt: A.KernelDispatchPacket,
+                       index: int) -> DispatchState | None:
+        """Check a kernel dispatch packet and its descriptor; the dispatch the CP programs."""
+        wgx, wgy, wgz = pkt.workgroup_size_x, pkt.workgroup_size_y, pkt.workgroup_size_z
+        gx, gy, gz = pkt.grid_size_x, pkt.grid_size_y, pkt.grid_size_z
+        private_size, group_size = pkt.private_segment_size, pkt.group_segment_size
+        kobj, kernarg = pkt.kernel_object, pkt.kernarg_address
+        loc = self.loc
+        dims = pkt.dimensions
+        wg = (wgx, wgy, wgz)
+        grid = (gx, gy, gz)
+        for axis, name in enumerate("xyz"):
+            if axis >= dims:
+                if wg[axis] != 1 or grid[axis] != 1:
+                    raise QueueError(
+                        f"{EC_DIM_INVALID}: {loc}: {dims}-dimensional dispatch with "
+                        f"workgroup_size_{name}={wg[axis]} grid_size_{name}={grid[axis]} "
+                        "(unused dimensions must be 1)")
+                continue
+            if wg[axis] == 0:
+                raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {loc}: workgroup_size_{name} "
+                                 "is 0")
+            if grid[axis] == 0:
+                raise QueueError(f"{EC_DIM_INVALID}: {loc}: grid_size_{name} is 0")
+        size = wgx * wgy * wgz
+        if size > MAX_WORKGROUP_SIZE:
+            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {loc}: workgroup {wgx}x{wgy}x{wgz} "
+                             f"= {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
+        if kobj == 0:
+            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object is null")
+        if kobj % 64:
+            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object {kobj:#x} is not "
+                             "64-byte aligned")
+        kd = self.vm.read(kobj, KD_BYTES)          # the CP fetches the descriptor: may fault
+        (group_fixed, private_fixed, _kernarg_size, res0, entry_off, res1, rsrc3, rsrc1,
+         rsrc2, props, preload, res3) = struct.unpack_from("<IIIIq20sIIIHHI", kd, 0)
+        target = self.target
+        kdloc = f"{loc}: kernel descriptor at {kobj:#x}"
+        if res0 or any(res1) or res3:
+            raise QueueError(f"{EC_CODE_INVALID}: {kdloc} has reserved bytes set "
+                             "(bytes 12-15, 24-43 or 60-63 must be 0)")
+        if props & KCP_RESERVED:
+            raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernel_code_properties 0x{props:04x} "
+                             f"has reserved bits 0x{props & KCP_RESERVED:04x} set")
+        wave32 = bool(props & KCP_WAVEFRONT_SIZE32)
+        if wave32 and 32 not in target.wave_sizes:
+            raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: ENABLE_WAVEFRONT_SIZE32 is set but "
+                             f"{target.name} runs wave64 only")
+        preload_len = preload & 0x7F
+        preload_off = preload >> 7
+        if preload and not target.kernarg_preload:
+            raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernarg_preload 0x{preload:x} is "
+                             f"reserved on {target.name}")
+        if props & (KCP_PRIVATE_SEGMENT_BUFFER | KCP_FLAT_SCRATCH_INIT) and \
+                target.architected_flat_scratch:
+            raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernel_code_properties 0x{props:04x} "
+                             "enables the private segment buffer / flat scratch init SGPRs, "
+                             f"which {target.name} (architected flat scratch) does not have")
+        # LDS: the packet's group segment (which includes the static LDS); never less than the
+        # descriptor's static size.
+        lds = max(group_size, group_fixed)
+        lds_limit = target.lds_bytes_per_workgroup
+        if lds > lds_limit:
+            raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {loc}: group_segment_size "
+                             f"{group_size} (descriptor static {group_fixed}) exceeds the "
+                             f"{lds_limit} bytes of LDS a workgroup can have on {target.name}")
+        # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State").
+        qaddr = self.queue_address
+        vm = self.vm
+        user: list[int] = []
+        if props & KCP_PRIVATE_SEGMENT_BUFFER:
+            user += list(struct.unpack("<4I", vm.read(qaddr + QUEUE_SCRATCH_RESOURCE_DESCRIPTOR,
+                                                        16)))
+        if props & KCP_DISPATCH_PTR:
+            user += [addr & 0xFFFFFFFF, addr >> 32]
+        if props & KCP_QUEUE_PTR:
+            user += [qaddr & 0xFFFFFFFF, qaddr >> 32]
+        if props & KCP_KERNARG_SEGMENT_PTR:
+            user += [kernarg & 0xFFFFFFFF, kernarg >> 32]
+        if props & KCP_DISPATCH_ID:
+            user += [index & 0xFFFFFFFF, (index >> 32) & 0xFFFFFFFF]
+        scratch_base = vm.read_u64(qaddr + QUEUE_SCRATCH_BACKING_MEMORY_LOCATION)
+        if props & KCP_FLAT_SCRATCH_INIT:
+            user += [scratch_base & 0xFFFFFFFF, scratch_base >> 32]
+        if preload_len:
+            user += list(struct.unpack(f"<{preload_len}I",
+                                       vm.read(kernarg + 4 * preload_off, 4 * preload_len)))
+        if props & KCP_PRIVATE_SEGMENT_SIZE:
+            user.append(private_size)
+        if len(user) > MAX_USER_SGPRS:
+            raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: the enabled user SGPRs need "
+                             f"{len(user)} registers; at most {MAX_USER_SGPRS} exist")
+        user_count = (rsrc2 >> 1) & 0x1F
+        if user_count < len(user):
+            raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: compute_pgm_rsrc2.USER_SGPR_COUNT "
+                             f"{user_count} is less than the {len(user)} user SGPRs the "
+                             "kernel_code_properties enable")
+        user += [0] * (MAX_USER_SGPRS - len(user))
+        tmpring = vm.read_u32(qaddr + QUEUE_COMPUTE_TMPRING_SIZE)
+        waves, wave_bytes = decode_tmpring(target, tmpring)
+        entry = (kobj + entry_off) & MASK64
+        if preload_len:
+            entry += KERNARG_PRELOAD_ENTRY_SKIP
+        lds_gran = target.lds_alloc_granule
+        rsrc2 = (rsrc2 & ~(0x1FF << 15)) | (((lds + lds_gran - 1) // lds_gran) << 15)
+        return DispatchState(
+            pgm_addr=entry, rsrc1=rsrc1, rsrc2=rsrc2, rsrc3=rsrc3, user_data=user,
+            grid=grid, workgroup=wg, wave32=wave32, scratch_base=scratch_base,
+            tmpring_size=tmpring, scratch_wave_bytes=wave_bytes, scratch_waves=waves,
+            private_segment_size=max(private_size, private_fixed), lds_bytes=lds,
+            dispatch_id=index, dispatch_ptr=addr, queue_ptr=qaddr, kernarg_ptr=kernarg,
+            source=f"{loc} (kernel dispatch)", kernel_code_properties=props,
+            extra={"scratch_wave64_lane_bytes": vm.read_u32(
+                qaddr + QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE)},
+        )

@@ -1,0 +1,626 @@
+"""The PM4 engine: the compute micro-engine (MEC) front end of a PM4 user queue.
+
+It fetches type-3 packets from the ring (64-bit monotonic dword read/write pointers; the write
+pointer is the doorbell value; ring offset = pointer mod ring dwords, packets may wrap),
+executes each with its memory effect through the process's GPUVM, and reports the read pointer
+(64-bit, dwords) at rptr_addr: a turn fetches a batch of complete packets, runs them, and
+writes the pointer past the fetched batch once, like the CP's block-wise RPTR reporting.
+Indirect buffers run from memory (IB1 from the ring, IB2 from an IB1; CHAIN replaces the
+current IB). Per-queue register state (SET_SH_REG, SET_UCONFIG_REG, WRITE_DATA/COPY_DATA to a
+register) feeds DISPATCH_DIRECT, which runs on the shader core.
+
+Packets are read with part D's layouts (`pytest_amdgpu.packets.pm4`, one source of truth for
+building and parsing; fastdecode.py compiles field readers from them). A packet that does not
+decode (bad type, unknown opcode, a length that does not match the target's form, a reserved
+field value) is malformed: the engine reports a HW exception with D's reason and the queue
+stops, as the CP raises CP_BAD_OPCODE.
+"""
+
+from __future__ import annotations
+
+import array
+from collections import deque
+
+from ...packets import pm4 as P
+from ...packets.common import PacketDecodeError
+from .common import (
+    COMPARE_NAMES,
+    MASK32,
+    MASK64,
+    QueueError,
+    QueueProcessor,
+    Region,
+    Status,
+    compare,
+    region,
+)
+from .dispatch import EC_REGISTER_INVALID, apply_apertures, state_from_sh_regs, to_shader_regs
+from .fastdecode import PM4Reader
+
+SH_BASE, SH_END = P.SH_REG_WINDOW                 # [0x2C00, 0x3000)
+UCONFIG_BASE, UCONFIG_END = P.UCONFIG_REG_WINDOW  # [0xC000, 0xC400)
+MAX_IB_DEPTH = 2          # IB1 from the ring, IB2 from an IB1 (the CP's two IB levels)
+PREFETCH_DW = 1024        # dwords fetched from a ring or IB per read
+
+# ATOMIC_MEM / SDMA ATOMIC TC_OP codes -> (GPUVM atomic op, operand bytes); the non-returning
+# forms are the returning code + 0x40 (vega10_enum.h / soc21_enum.h TC_OP, facts-pm4.md §3.11).
+_TC_BASE = {
+    0x07: ("swap", 4), 0x08: ("cmpswap", 4), 0x0F: ("add", 4), 0x10: ("sub", 4),
+    0x11: ("smin", 4), 0x12: ("umin", 4), 0x13: ("smax", 4), 0x14: ("umax", 4),
+    0x15: ("and", 4), 0x16: ("or", 4), 0x17: ("xor", 4), 0x18: ("inc", 4), 0x19: ("dec", 4),
+    0x27: ("swap", 8), 0x28: ("cmpswap", 8), 0x2F: ("add", 8), 0x30: ("sub", 8),
+    0x31: ("smin", 8), 0x32: ("umin", 8), 0x33: ("smax", 8), 0x34: ("umax", 8),
+    0x35: ("and", 8), 0x36: ("or", 8), 0x37: ("xor", 8), 0x38: ("inc", 8), 0x39: ("dec", 8),
+}
+TC_OPS: dict[int, tuple[str, int, bool]] = {
+    **{k: (op, size, True) for k, (op, size) in _TC_BASE.items()},
+    **{k + 0x40: (op, size, False) for k, (op, size) in _TC_BASE.items()},
+}
+
+
+def tc_atomic(vm, addr: int, tc_op: int, src: int, cmp: int, what: str) -> tuple[int, int]:
+    """Run TC_OP `tc_op` at `addr` through the VM; returns (old value, operand bytes)."""
+    try:
+        op, size, _ = TC_OPS[tc_op]
+    except KeyError:
+        raise QueueError(f"{what}: atomic op 0x{tc_op:x} is not an integer TC_OP the simulator "
+                         "executes (float and cache-control ops are not modelled)") from None
+    if addr % size:
+        raise QueueError(f"{what}: address 0x{addr:x} is not {size}-byte aligned")
+    mask = MASK32 if size == 4 else MASK64
+    return vm.atomic(addr, op, src & mask, cmp & mask, size), size
+
+
+def loop_may_succeed(vm, addr: int, tc_op: int, cmp: int) -> bool:
+    """For a looping compare-swap: read first and only try the atomic when the compare can
+    hit. A failed try would otherwise be a write (waking every waiter, itself included) and
+    the loop would spin; the read also gives a racing CPU write a chance to land."""
+    entry = TC_OPS.get(tc_op)
+    if entry is None or entry[0] != "cmpswap":
+        return True
+    size = entry[1]
+    if addr % size:
+        return True                      # let tc_atomic report the misalignment
+    value = vm.read_u32(addr) if size == 4 else vm.read_u64(addr)
+    return value == cmp & (MASK32 if size == 4 else MASK64)
+
+
+def packet_dwords(header: int) -> int:
+    """Dwords of the packet starting with `header` (type 3: COUNT + 2; NOP 0x3FFF: 1;
+    type 2: 1). Other types decode as errors later; count them as one dword."""
+    t = header >> 30
+    if t == 3:
+        count = (header >> 16) & 0x3FFF
+        if count == 0x3FFF and ((header >> 8) & 0xFF) == 0x10:
+            return 1
+        return count + 2
+    return 1
+
+
+def _words(data: bytes) -> list[int]:
+    return array.array("I", data).tolist()
+
+
+_READERS: dict[int, PM4Reader] = {}
+
+
+def _reader(target) -> PM4Reader:
+    r = _READERS.get(id(target))
+    if r is None or r.target is not target:
+        r = _READERS[id(target)] = PM4Reader(target)
+    return r
+
+
+class _Frame:
+    """An indirect buffer being executed: next byte address, end address, IB level."""
+
+    __slots__ = ("addr", "end", "level", "skip")
+
+    def __init__(self, addr: int, end: int, level: int) -> None:
+        self.addr, self.end, self.level = addr, end, level
+        self.skip = 0                        # PRED_EXEC dwords still to skip in this IB
+
+    def where(self, addr: int) -> str:
+        return f"PM4 packet at IB{self.level} address {addr:#x}"
+
+
+class PM4Executor:
+    """Executes PM4 packets for one queue: register state, the IB stack, PRED_EXEC skipping.
+
+    Shared by PM4 queues and by AQL's vendor-specific PM4-IB packets. State persists between
+    turns, so a packet that has to wait resumes exactly where it stopped.
+    """
+
+    def __init__(self, proc: QueueProcessor) -> None:
+        self.proc = proc
+        self.vm = proc.vm
+        self.target = proc.target
+        self.engine = proc.engine
+        self.reader = _reader(proc.target)
+        self.sh: dict[int, int] = {}          # SH register offset -> value
+        self.uconfig: dict[int, int] = {}     # UCONFIG register offset -> value
+        self.frames: list[_Frame] = []
+        self.atomic_return = 0                 # last ATOMIC_MEM returned value (COPY_DATA src 6)
+        self.wait_reason = ""
+        self.loc: tuple | None = None          # (where-function, offset) of the current packet
+
+    @property
+    def where(self) -> str:
+        """Location of the current packet, for messages (formatted only when needed)."""
+        if self.loc is None:
+            return "PM4 packet"
+        fn, off = self.loc
+        return fn(off)
+
+    # -- parsing --------------------------------------------------------------------------------
+    def parse(self, words: list[int], limit: int, where, skip: int, base: int = 0,
+              scale: int = 1) -> tuple[list, int, int]:
+        """Decode up to `limit` complete packets from `words`.
+
+        Returns ([(packet, location, offset, dwords)], dwords consumed, dwords still to skip);
+        a location is (where, base + offset * scale), formatted by `where` only when a message
+        needs it. `skip` is the PRED_EXEC skip pending for this stream. A malformed packet
+        raises QueueError unless good packets precede it (they run first; the bad one is met
+        again on the next call).
+        """
+        out = []
+        off = 0
+        n = len(words)
+        read = self.reader.read
+        while off < n and len(out) < limit:
+            if skip:
+                k = min(skip, n - off)
+                off += k
+                skip -= k
+                continue
+            ndw = packet_dwords(words[off])
+            if off + ndw > n:
+                break
+            try:
+                cls, fields, ndw = read(words, off)
+            except PacketDecodeError as e:
+                if out:
+                    break
+                raise QueueError(f"{where(base + off * scale)}: malformed packet (header "
+                                 f"0x{words[off]:08x}): {e.reason}") from None
+            out.append(((cls, fields), (where, base + off * scale), off, ndw))
+            off += ndw
+            if cls is P.PredExec and not fields[1] & 1:
+                # One simulated XCC (logical XCC 0): the governed dwords run only when its bit
+                # (VIRTUAL_XCC_ID_SELECT bit 0) is selected.
+                skip = fields[0]
+        return out, off, skip
+
+    # -- indirect buffers ---------------------------------------------------------------------
+    def push_ib(self, addr: int, size_dw: int, level: int) -> None:
+        if level > MAX_IB_DEPTH:
+            raise QueueError(f"{self.where}: INDIRECT_BUFFER nested {level} levels deep; the CP "
+                             f"executes at most {MAX_IB_DEPTH} levels (IB1, IB2)")
+        self.frames.append(_Frame(addr, addr + 4 * size_dw, level))
+
+    def run_frames(self, budget: int) -> tuple[Status, int]:
+        """Execute packets from the IB stack until it is empty (IDLE), a packet waits (WAIT)
+        or the budget is spent (PROGRESS). Returns (status, packets executed)."""
+        done = 0
+        frames = self.frames
+        vm = self.vm
+        while frames:
+            if done >= budget:
+                return Status.PROGRESS, done
+            f = frames[-1]
+            if f.addr >= f.end:
+                frames.pop()
+                continue
+            base, level = f.addr, f.level
+            words = _words(vm.read(base, min(f.end - base, 4 * PREFETCH_DW)))
+
+            where = f.where
+            pkts, used, skip = self.parse(words, budget - done, where, f.skip, base, 4)
+            if not pkts and used == 0:
+                need = packet_dwords(words[0])
+                if base + 4 * need > f.end:
+                    raise QueueError(f"{where(base)}: packet (header 0x{words[0]:08x}) of {need} "
+                                     f"dwords runs past the end of its indirect buffer at "
+                                     f"{f.end:#x}")
+                words = _words(vm.read(base, 4 * need))
+                pkts, used, skip = self.parse(words, 1, where, f.skip, base, 4)
+            if not pkts:                     # only skipped dwords
+                f.addr = base + 4 * used
+                f.skip = skip
+                continue
+            for pkt, here, off, ndw in pkts:
+                self.loc = here
+                if not self.execute(pkt, level):
+                    f.addr = base + 4 * off
+                    f.skip = 0
+                    return Status.WAIT, done
+                f.addr = base + 4 * (off + ndw)
+                done += 1
+                if frames[-1] is not f:      # an IB was pushed or chained: it runs first
+                    f.skip = 0               # the rest of this chunk is parsed again later
+                    break
+            else:
+                f.addr = base + 4 * used     # include trailing skipped dwords
+                f.skip = skip
+        return Status.IDLE, done
+
+    # -- one packet ----------------------------------------------------------------------------
+    def execute(self, pkt: tuple, level: int) -> bool:
+        """Execute one read packet ((class, fields) from the reader). False = it must wait;
+        re-run it later."""
+        cls, fields = pkt
+        return _HANDLERS[cls](self, fields, level)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def read_reg(self, reg: int) -> int:
+        """A register read by WAIT_REG_MEM / COPY_DATA (absolute dword address)."""
+        if SH_BASE <= reg < SH_END:
+            return self.sh.get(reg - SH_BASE, 0)
+        if UCONFIG_BASE <= reg < UCONFIG_END:
+            return self.uconfig.get(reg - UCONFIG_BASE, 0)
+        raise QueueError(f"{self.where}: register 0x{reg:x} is outside the SH and UCONFIG "
+                         "windows a user queue may access (privileged register)")
+
+    def write_reg(self, reg: int, value: int) -> None:
+        if SH_BASE <= reg < SH_END:
+            self.sh[reg - SH_BASE] = value & MASK32
+        elif UCONFIG_BASE <= reg < UCONFIG_END:
+            self.uconfig[reg - UCONFIG_BASE] = value & MASK32
+        else:
+            raise QueueError(f"{self.where}: write to register 0x{reg:x} outside the SH and "
+                             "UCONFIG windows (privileged register access)")
+
+    def interrupt(self, ctx_id: int) -> None:
+        """A CP end-of-pipe interrupt carrying `ctx_id` (context_id0, 32 bits)."""
+        q = self.proc.queue
+        q.process.signal_interrupt(self.proc.device, "cp_eop", ctx_id & MASK32)
+
+
+# -- handlers: (executor, fields, level) -> done ----------------------------------------------
+# `fields` is the tuple fastdecode.PM4_FIELDS names for the packet class (plus the tail).
+
+def _nop(ex: PM4Executor, f: tuple, level: int) -> bool:
+    return True
+
+
+def _write_data(ex: PM4Executor, f: tuple, level: int) -> bool:
+    dst, one_addr, addr, data = f
+    if dst == 0:                                       # memory-mapped register
+        reg = addr & 0x3FFFF
+        for i, v in enumerate(data):
+            ex.write_reg(reg if one_addr else reg + i, v)
+        return True
+    if dst in (1, 2, 5):                               # memory (GRBM sync, TC/L2, direct)
+        addr &= ~3
+        if one_addr:
+            ex.vm.write_u32(addr, data[-1])
+        elif len(data) == 1:
+            ex.vm.write_u32(addr, data[0])
+        else:
+            ex.vm.write(addr, array.array("I", data).tobytes())
+        return True
+    raise QueueError(f"{ex.where}: WRITE_DATA DST_SEL {dst} "
+                     f"({'GDS' if dst == 3 else 'ADC persistent state'}) is not available to a "
+                     "compute user queue in the simulator")
+
+
+def _release_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
+    dst_sel, int_sel, data_sel, addr, data, int_ctxid = f
+    if dst_sel > 1:
+        raise QueueError(f"{ex.where}: RELEASE_MEM DST_SEL {dst_sel} (queue write-pointer "
+                         "register) is not available to a user compute queue")
+    vm = ex.vm
+    if data_sel == 1:
+        vm.write_u32(addr & ~3, data & MASK32)
+    elif data_sel == 2:
+        vm.write_u64(addr & ~7, data)
+    elif data_sel in (3, 4):
+        # 3: GPU clock counter. 4: "system clock counter" (nvd.h, PAL) or "CP perfcounter hi/lo"
+        # (kfd_pm4_headers_ai.h, facts-pm4.md §8 #4): both write the simulated 100 MHz clock.
+        vm.write_u64(addr & ~7, ex.engine.clock())
+    elif data_sel == 5:
+        raise QueueError(f"{ex.where}: RELEASE_MEM DATA_SEL 5 (store GDS data) needs GDS, which "
+                         "a simulated user queue does not have")
+    if int_sel in (1, 2, 4):
+        ex.interrupt(int_ctxid)
+    elif int_sel in (5, 6):
+        # Conditional interrupt: send int_ctxid when the 32/64-bit value at the address equals
+        # CMP_DATA (DATA_LO/HI hold CMP_DATA for these selects). Semantics inferred from the
+        # enum names (int_sel__mec_release_mem__conditionally_send_int_ctxid_based_on_*).
+        if int_sel == 5:
+            hit = vm.read_u32(addr & ~3) == data & MASK32
+        else:
+            hit = vm.read_u64(addr & ~7) == data
+        if hit:
+            ex.interrupt(int_ctxid)
+    return True
+
+
+def _wait_reg_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
+    function, mem_space, operation, addr, reference, mask = f
+    if operation == 1:
+        raise QueueError(f"{ex.where}: WAIT_REG_MEM OPERATION 1 (write-wait-write register) is "
+                         "a graphics-ring operation, not available on a compute queue")
+    if mem_space == 1:
+        addr &= ~3
+        value = ex.vm.read_u32(addr)
+    else:
+        addr &= 0x3FFFF
+        value = ex.read_reg(addr)
+    if compare(function, value, mask, reference):
+        return True
+    where = f"memory 0x{addr:x}" if mem_space == 1 else f"register 0x{addr:x}"
+    ex.wait_reason = (f"WAIT_REG_MEM {where}: (0x{value:x} & 0x{mask:x}) "
+                      f"{COMPARE_NAMES[function]} 0x{reference:x} is false")
+    return False
+
+
+def _indirect_buffer(ex: PM4Executor, f: tuple, level: int) -> bool:
+    addr, size, chain, valid = f
+    if not valid or size == 0:
+        return True                      # VALID clear or empty: nothing to run
+    if chain and level > 0:
+        ex.frames.pop()                  # CHAIN: the new IB replaces the current one
+        ex.push_ib(addr, size, level)
+    else:
+        ex.push_ib(addr, size, level + 1)
+    return True
+
+
+def _event_write(ex: PM4Executor, f: tuple, level: int) -> bool:
+    return True     # partial flushes and cache events order work; the simulator is in order
+
+
+def _acquire_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
+    return True     # caches are coherent in the simulator; the form was checked when read
+
+
+def _set_sh_reg(ex: PM4Executor, f: tuple, level: int) -> bool:
+    _set_regs(ex, ex.sh, "SH", SH_END - SH_BASE, f)
+    return True
+
+
+def _set_uconfig_reg(ex: PM4Executor, f: tuple, level: int) -> bool:
+    _set_regs(ex, ex.uconfig, "UCONFIG", UCONFIG_END - UCONFIG_BASE, f)
+    return True
+
+
+def _set_regs(ex: PM4Executor, regs: dict, window: str, limit: int, f: tuple) -> None:
+    off, values = f
+    if off + len(values) > limit:
+        raise QueueError(f"{EC_REGISTER_INVALID}: {ex.where}: SET_{window}_REG offset 0x{off:x} "
+                         f"+ {len(values)} registers leaves the {window} register window")
+    for i, v in enumerate(values):
+        regs[off + i] = v
+
+
+def _dispatch_direct(ex: PM4Executor, f: tuple, level: int) -> bool:
+    dim_x, dim_y, dim_z, initiator = f
+    state = state_from_sh_regs(ex.target, ex.sh, (dim_x, dim_y, dim_z), initiator,
+                               source=f"DISPATCH_DIRECT ({ex.where})")
+    if 0 in state.grid:
+        return True                      # an empty grid launches no wave
+    apply_apertures(state, ex.proc.queue)
+    ex.engine.run_shader(ex.proc, to_shader_regs(state), interrupt=ex.proc.sq_interrupt)
+    return True
+
+
+def _copy_data(ex: PM4Executor, f: tuple, level: int) -> bool:
+    src_sel, dst_sel, is64, src_addr, dst_addr = f
+    align = 8 if is64 else 4
+    if src_sel == 0:
+        reg = src_addr & 0x3FFFF
+        v = ex.read_reg(reg)
+        if is64:
+            v |= ex.read_reg(reg + 1) << 32
+    elif src_sel in (1, 2):
+        a = src_addr & ~(align - 1)
+        v = ex.vm.read_u64(a) if is64 else ex.vm.read_u32(a)
+    elif src_sel == 5:
+        v = src_addr
+    elif src_sel == 6:
+        v = ex.atomic_return
+    elif src_sel in (9, 10):
+        v = ex.engine.clock()            # GPU clock and system clock: the 100 MHz counter
+    else:
+        raise QueueError(f"{ex.where}: COPY_DATA SRC_SEL {src_sel} (GDS or perfcounter source) "
+                         "is not modelled by the simulator")
+    if not is64:
+        v &= MASK32
+    if dst_sel == 0:
+        reg = dst_addr & 0x3FFFF
+        ex.write_reg(reg, v)
+        if is64:
+            ex.write_reg(reg + 1, v >> 32)
+    elif dst_sel in (2, 5):
+        a = dst_addr & ~(align - 1)
+        (ex.vm.write_u64 if is64 else ex.vm.write_u32)(a, v)
+    else:
+        raise QueueError(f"{ex.where}: COPY_DATA DST_SEL {dst_sel} (GDS or perfcounter) is not "
+                         "modelled by the simulator")
+    return True
+
+
+def _dma_data(ex: PM4Executor, f: tuple, level: int) -> bool:
+    src_sel, dst_sel, src, dst, count, sas, das, saic, daic = f
+    if dst_sel not in (0, 3) or das:
+        raise QueueError(f"{ex.where}: DMA_DATA destination DST_SEL {dst_sel} DAS {das} (GDS "
+                         "or register) is not modelled; use memory (DST_SEL 0 or 3, DAS 0)")
+    if count == 0:
+        return True
+    vm = ex.vm
+    if src_sel == 2:                                    # fill with the DATA dword
+        value = src & MASK32
+        if daic:                                        # destination does not increment
+            vm.write_u32(dst, value)
+        else:
+            pattern = value.to_bytes(4, "little")
+            vm.write(dst, (pattern * (count // 4 + 1))[:count])
+        return True
+    if src_sel not in (0, 3) or sas:
+        raise QueueError(f"{ex.where}: DMA_DATA source SRC_SEL {src_sel} SAS {sas} (GDS or "
+                         "register) is not modelled; use memory (SRC_SEL 0/3) or DATA (2)")
+    if saic and daic:
+        vm.write(dst, vm.read(src, 4))
+    elif saic:                                          # source does not increment
+        word = vm.read(src, 4)
+        vm.write(dst, (word * (count // 4 + 1))[:count])
+    elif daic:                                          # destination does not increment
+        data = vm.read(src, count)
+        vm.write(dst, data[-4:] if count >= 4 else data)
+    else:
+        vm.write(dst, vm.read(src, count))
+    return True
+
+
+def _atomic_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
+    tc_op, command, addr, src, cmp = f
+    if command == 1 and not loop_may_succeed(ex.vm, addr, tc_op, cmp):
+        ex.wait_reason = (f"ATOMIC_MEM compare-swap loop at 0x{addr:x}: value != compare "
+                          f"0x{cmp:x}")
+        return False
+    old, size = tc_atomic(ex.vm, addr, tc_op, src, cmp, f"{ex.where}: ATOMIC_MEM")
+    ex.atomic_return = old
+    if command == 1 and TC_OPS[tc_op][0] == "cmpswap":
+        cmp &= MASK32 if size == 4 else MASK64
+        if old != cmp:                   # loop until the compare succeeds
+            ex.wait_reason = (f"ATOMIC_MEM compare-swap loop at 0x{addr:x}: value 0x{old:x} "
+                              f"!= compare 0x{cmp:x}")
+            return False
+    return True
+
+
+def _pred_exec(ex: PM4Executor, f: tuple, level: int) -> bool:
+    return True                          # applied while parsing (PM4Executor.parse)
+
+
+_HANDLERS = {
+    P.Nop: _nop,
+    P.Type2: _nop,
+    P.WriteData: _write_data,
+    P.ReleaseMem: _release_mem,
+    P.WaitRegMem: _wait_reg_mem,
+    P.IndirectBuffer: _indirect_buffer,
+    P.EventWrite: _event_write,
+    P.AcquireMem: _acquire_mem,
+    P.SetShReg: _set_sh_reg,
+    P.SetUconfigReg: _set_uconfig_reg,
+    P.DispatchDirect: _dispatch_direct,
+    P.CopyData: _copy_data,
+    P.DmaData: _dma_data,
+    P.AtomicMem: _atomic_mem,
+    P.PredExec: _pred_exec,
+}
+
+
+class PM4Processor(QueueProcessor):
+    """A PM4 compute queue: ring fetch, IB execution, read-pointer write-back."""
+
+    kind = "pm4"
+
+    def __init__(self, engine, queue) -> None:
+        super().__init__(engine, queue)
+        self.ex = PM4Executor(self)
+        self.rptr = 0             # dword pointer after the last fetched packet (monotonic)
+        self.pending: deque = deque()   # fetched packets not executed yet (after a WAIT)
+        self.reported = 0         # read pointer last written to rptr_addr
+        self._ring: Region | None = None
+        self._rptr: Region | None = None
+        self.skip = 0             # PRED_EXEC dwords of the ring still to skip
+
+    def sq_interrupt(self, ctx_id: int) -> None:
+        """s_sendmsg MSG_INTERRUPT from a wave of this queue (24 bits, facts-kfd.md §4 I3)."""
+        self.queue.process.signal_interrupt(self.device, "sq_msg", ctx_id & 0xFFFFFF)
+
+    def _wptr(self) -> int:
+        q = self.queue
+        value = getattr(q, "doorbell_value", None)
+        if value is None:
+            value = self.vm.read_u64(q.wptr_addr)
+        return value & MASK64
+
+    def _ring_words(self, start: int, n: int) -> list[int]:
+        q = self.queue
+        ring = self._ring = region(self._ring, self.vm, q.ring_base, q.ring_size, False)
+        return ring.words(4 * (start % (q.ring_size >> 2)), n)
+
+    def run(self, budget: int) -> Status:
+        try:
+            return self._run(budget)
+        finally:
+            self._report_rptr()
+
+    def _run(self, budget: int) -> Status:
+        ex = self.ex
+        pending = self.pending
+        done = 0
+        while done < budget:
+            if ex.frames:
+                status, k = ex.run_frames(budget - done)
+                done += k
+                self.completed += k
+                if status is not Status.IDLE:
+                    self.wait_reason = ex.wait_reason
+                    return status
+                continue
+            if pending:
+                pkt, ex.loc = pending[0]
+                if not ex.execute(pkt, 0):
+                    self.wait_reason = ex.wait_reason
+                    return Status.WAIT
+                pending.popleft()
+                done += 1
+                self.completed += 1
+                continue
+            if not self._fetch(budget - done):
+                return Status.IDLE
+        return Status.PROGRESS
+
+    def _fetch(self, limit: int) -> bool:
+        """Fetch up to `limit` complete packets into `pending`. False when nothing is
+        available (ring empty or a packet only partly published)."""
+        wptr = self._wptr()
+        rptr = self.rptr
+        avail = wptr - rptr
+        if avail <= 0:
+            return False
+        ring_dw = self.queue.ring_size >> 2
+        if avail > ring_dw:
+            raise QueueError(f"PM4 queue {self.queue.queue_id}: write pointer {wptr:#x} is "
+                             f"{avail} dwords ahead of the read pointer {rptr:#x}, more than "
+                             f"the {ring_dw}-dword ring holds")
+        words = self._ring_words(rptr, min(avail, PREFETCH_DW))
+        where = self._where
+        pkts, used, skip = self.ex.parse(words, limit, where, self.skip, rptr)
+        if not pkts and used == 0:
+            need = packet_dwords(words[0])
+            if need > avail:
+                return False             # the rest of the packet is not published yet
+            words = self._ring_words(rptr, need)
+            pkts, used, skip = self.ex.parse(words, 1, where, self.skip, rptr)
+        if used == 0:
+            return False
+        self.skip = skip
+        self.rptr = rptr + used
+        self.pending.extend([(p[0], p[1]) for p in pkts])
+        return True
+
+    def _where(self, pos: int) -> str:
+        return (f"PM4 packet at ring dword {pos % (self.queue.ring_size >> 2):#x} "
+                f"(rptr {pos:#x})")
+
+    def _report_rptr(self) -> None:
+        """Write the read pointer (64-bit dwords) to rptr_addr when it moved. The CP reports
+        the read pointer of the packets it fetched; like its RPTR_BLOCK_SIZE reporting, the
+        simulator writes it once per turn, after the fetched packets ran or started waiting."""
+        if self.rptr != self.reported:
+            self.reported = self.rptr
+            rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
+            rp.store(0, (self.rptr & MASK64).to_bytes(8, "little"))
+
+    def describe(self) -> str:
+        return (f"PM4 queue {getattr(self.queue, 'queue_id', '?')} (rptr {self.rptr:#x}; "
+                f"{self.ex.where})")
+
+
+__all__ = ["PM4Executor", "PM4Processor", "TC_OPS", "packet_dwords", "tc_atomic"]
