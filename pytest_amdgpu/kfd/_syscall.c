@@ -15,6 +15,9 @@
  *   munmap(addr, length), mprotect(addr, length, prot) -> raise OSError
  *   store64(addr, value), store32(addr, value): release stores (a doorbell ring)
  *   load64(addr), load32(addr): acquire loads
+ *   cas64(addr, expected, desired), cas32(...) -> the value found (== expected on success):
+ *     a real compare-and-swap, so simulated GPU atomics are atomic against CPU atomics too
+ *   fetch_add64(addr, value), fetch_add32(addr, value) -> old value
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -246,6 +249,57 @@ static PyObject *py_load32(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromUnsignedLong(v);
 }
 
+static int parse3(PyObject *const *args, Py_ssize_t nargs, const char *sig, uint64_t *a,
+                  uint64_t *b, uint64_t *c)
+{
+    if (nargs != (c ? 3 : 2) || parse_u64(args[0], a) < 0 || parse_u64(args[1], b) < 0 ||
+        (c && parse_u64(args[2], c) < 0)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, sig);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_cas64(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, expected, desired;
+    if (parse3(args, nargs, "cas64(addr, expected, desired)", &addr, &expected, &desired) < 0)
+        return NULL;
+    __atomic_compare_exchange_n((uint64_t *)(uintptr_t)addr, &expected, desired, 0,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return PyLong_FromUnsignedLongLong(expected);
+}
+
+static PyObject *py_cas32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, expected, desired;
+    if (parse3(args, nargs, "cas32(addr, expected, desired)", &addr, &expected, &desired) < 0)
+        return NULL;
+    uint32_t e = (uint32_t)expected;
+    __atomic_compare_exchange_n((uint32_t *)(uintptr_t)addr, &e, (uint32_t)desired, 0,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return PyLong_FromUnsignedLong(e);
+}
+
+static PyObject *py_fetch_add64(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, value;
+    if (parse3(args, nargs, "fetch_add64(addr, value)", &addr, &value, NULL) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(
+        __atomic_fetch_add((uint64_t *)(uintptr_t)addr, value, __ATOMIC_SEQ_CST));
+}
+
+static PyObject *py_fetch_add32(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, value;
+    if (parse3(args, nargs, "fetch_add32(addr, value)", &addr, &value, NULL) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(
+        __atomic_fetch_add((uint32_t *)(uintptr_t)addr, (uint32_t)value, __ATOMIC_SEQ_CST));
+}
+
 #define FASTCALL(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -260,6 +314,10 @@ static PyMethodDef methods[] = {
     FASTCALL("store32", py_store32, "release store of a 32-bit value"),
     FASTCALL("load64", py_load64, "acquire load of a 64-bit value"),
     FASTCALL("load32", py_load32, "acquire load of a 32-bit value"),
+    FASTCALL("cas64", py_cas64, "cas64(addr, expected, desired) -> value found"),
+    FASTCALL("cas32", py_cas32, "cas32(addr, expected, desired) -> value found"),
+    FASTCALL("fetch_add64", py_fetch_add64, "fetch_add64(addr, value) -> old value"),
+    FASTCALL("fetch_add32", py_fetch_add32, "fetch_add32(addr, value) -> old value"),
     {NULL, NULL, 0, NULL},
 };
 

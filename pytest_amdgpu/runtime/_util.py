@@ -7,6 +7,7 @@ a Python thread that needs the GIL, and on hardware a spinning host thread only 
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from collections.abc import Iterator
 
@@ -65,9 +66,10 @@ def backoff(deadline: float, *, first_sleep: float = 2e-6, max_sleep: float = 1e
             ) -> Iterator[float]:
     """Yield the time left until `deadline`, sleeping a growing interval between yields.
 
-    The first rounds only yield the GIL (sleep(0)) so a fast GPU answer is seen within
-    microseconds; later rounds sleep up to `max_sleep`. Stops after the first round past the
-    deadline (which is still yielded once so the caller checks a last time).
+    The first rounds only yield the CPU and the GIL (sched_yield: under a microsecond, where
+    sleep(0) costs tens) so a fast GPU answer is seen within microseconds; later rounds sleep
+    up to `max_sleep`. Stops after the first round past the deadline (which is still yielded
+    once so the caller checks a last time).
     """
     sleep = 0.0
     rounds = 0
@@ -76,10 +78,12 @@ def backoff(deadline: float, *, first_sleep: float = 2e-6, max_sleep: float = 1e
         yield left
         if left <= 0:
             return
-        time.sleep(min(sleep, max(left, 0.0)))
         rounds += 1
-        if rounds >= 20:
-            sleep = min(max_sleep, first_sleep if sleep == 0.0 else sleep * 1.5)
+        if rounds <= 20:
+            os.sched_yield()
+            continue
+        sleep = min(max_sleep, first_sleep if sleep == 0.0 else sleep * 1.5)
+        time.sleep(min(sleep, max(left, 0.0)))
 
 
 def load64(addr: int) -> int:

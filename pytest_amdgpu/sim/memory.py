@@ -22,7 +22,6 @@ import errno as E
 import mmap
 import os
 import struct
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -291,7 +290,7 @@ class BufferObject:
 class Mapping:
     """One BO mapped into one device's VM (an amdgpu_bo_va mapping)."""
 
-    __slots__ = ("_windows", "array", "bo", "end", "executable", "host", "queue_refcount",
+    __slots__ = ("_windows", "array", "bo", "end", "executable", "host", "mv", "queue_refcount",
                  "start", "start64", "writable")
 
     def __init__(self, bo: BufferObject) -> None:
@@ -303,6 +302,7 @@ class Mapping:
         self.executable = bo.executable
         self.host = bo.backing.is_host
         self.array = bo.backing.array[:bo.gpu_span]
+        self.mv = memoryview(self.array)   # small writes: a memoryview copy is ~10x numpy's
         self.queue_refcount = 0       # amdgpu_bo_va.queue_refcount (kfd_queue_buffer_get)
         self._windows: dict[int, np.ndarray] = {}
 
@@ -335,7 +335,6 @@ class _Table:
 
 _EMPTY = _Table([])
 _U8 = np.uint8
-_ATOMIC_LOCK = threading.Lock()   # GPU atomics of every engine are serialised (one L2 per test)
 
 
 def _mask64(bits: int) -> int:
@@ -452,6 +451,16 @@ class GPUVM:
 
     def write(self, addr: int, data) -> None:
         """Write bytes (bytes, memoryview or numpy array) at GPU VA `addr`."""
+        if isinstance(data, bytes) and 0 < len(data) <= 64:
+            try:
+                m = self._span(addr, len(data), True)
+            except _Spans:
+                pass
+            else:
+                o = addr - m.start
+                m.mv[o:o + len(data)] = data
+                self._after_write([(m, o, len(data))])
+                return
         src = np.frombuffer(data, dtype=_U8) if not isinstance(data, np.ndarray) \
             else data.reshape(-1).view(_U8)
         size = src.size
@@ -499,46 +508,23 @@ class GPUVM:
             raise ValueError(f"atomic size must be 4 or 8, not {size}")
         bits = size * 8
         mask = _mask64(bits)
-        with _ATOMIC_LOCK:
-            m = self._span_checked(addr, size, True)
-            o = addr - m.start
-            old = int.from_bytes(m.array[o:o + size].tobytes(), "little")
-            s = src & mask
-            if op == "add":
-                new = old + s
-            elif op == "sub":
-                new = old - s
-            elif op == "and":
-                new = old & s
-            elif op == "or":
-                new = old | s
-            elif op == "xor":
-                new = old ^ s
-            elif op == "swap":
-                new = s
-            elif op == "cmpswap":
-                new = s if old == (cmp & mask) else old
-            elif op == "umin":
-                new = min(old, s)
-            elif op == "umax":
-                new = max(old, s)
-            elif op in ("smin", "min"):
-                new = old if _signed(old, bits) <= _signed(s, bits) else s
-            elif op in ("smax", "max"):
-                new = old if _signed(old, bits) >= _signed(s, bits) else s
-            elif op == "inc":
-                new = 0 if old >= s else old + 1
-            elif op == "dec":
-                new = s if (old == 0 or old > s) else old - 1
-            elif op in ("fadd", "fmin", "fmax"):
-                fmt = _FLOAT_FMT[size]
-                a = struct.unpack(fmt, old.to_bytes(size, "little"))[0]
-                b = struct.unpack(fmt, s.to_bytes(size, "little"))[0]
-                r = a + b if op == "fadd" else (min(a, b) if op == "fmin" else max(a, b))
-                new = int.from_bytes(struct.pack(fmt, r), "little")
-            else:
-                raise ValueError(f"unknown atomic op {op!r}")
-            m.array[o:o + size] = np.frombuffer((new & mask).to_bytes(size, "little"), _U8)
+        m = self._span_checked(addr, size, True)
+        o = addr - m.start
+        host_addr = m.array.ctypes.data + o
+        cas = _syscall.cas64 if size == 8 else _syscall.cas32
+        load = _syscall.load64 if size == 8 else _syscall.load32
+        s = src & mask
+        # A compare-and-swap loop on the real backing memory: atomic against other GPU engines
+        # and against CPU atomics on the same address (KFDTest "Atomics" races the two).
+        old = load(host_addr)
+        while True:
+            new = _atomic_result(op, old, s, cmp & mask, bits, size) & mask
+            if new == old:
+                return old            # nothing changes: a failed cmpswap writes nothing
+            found = cas(host_addr, old, new)
+            if found == old:
+                break
+            old = found
         self._after_write([(m, o, size)])
         return old
 
@@ -898,3 +884,40 @@ class MemoryManager:
                     if peer is not None:
                         peer.vm.remove(m)
                 self.release(pdd, bo)
+
+
+def _atomic_result(op: str, old: int, s: int, cmp: int, bits: int, size: int) -> int:
+    """The value an L2 atomic `op` stores over `old` (before masking to the width)."""
+    if op == "add":
+        return old + s
+    if op == "sub":
+        return old - s
+    if op == "and":
+        return old & s
+    if op == "or":
+        return old | s
+    if op == "xor":
+        return old ^ s
+    if op == "swap":
+        return s
+    if op == "cmpswap":
+        return s if old == cmp else old
+    if op == "umin":
+        return min(old, s)
+    if op == "umax":
+        return max(old, s)
+    if op in ("smin", "min"):
+        return old if _signed(old, bits) <= _signed(s, bits) else s
+    if op in ("smax", "max"):
+        return old if _signed(old, bits) >= _signed(s, bits) else s
+    if op == "inc":
+        return 0 if old >= s else old + 1
+    if op == "dec":
+        return s if (old == 0 or old > s) else old - 1
+    if op in ("fadd", "fmin", "fmax"):
+        fmt = _FLOAT_FMT[size]
+        a = struct.unpack(fmt, old.to_bytes(size, "little"))[0]
+        b = struct.unpack(fmt, s.to_bytes(size, "little"))[0]
+        r = a + b if op == "fadd" else (min(a, b) if op == "fmin" else max(a, b))
+        return int.from_bytes(struct.pack(fmt, r), "little")
+    raise ValueError(f"unknown atomic op {op!r}")
