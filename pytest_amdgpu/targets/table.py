@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# SET_SH_REG register offsets (absolute dword address − 0x2C00), common to gfx9 and gfx11.
+# SET_SH_REG register offsets (absolute dword address - 0x2C00), common to gfx9 and gfx11.
 # Source: gc_9_4_2/gc_9_4_3/gc_11_0_0 *_offset.h (facts-pm4.md §4.1), cross-checked by the
 # kfdtest gfx_7_2_d.h absolute addresses and Mesa radv byte addresses.
 _COMPUTE_REGS_COMMON = {
