@@ -195,6 +195,9 @@ class ProcessDevice:
         self.default_policy = 0                     # SET_MEMORY_POLICY
         self.alternate_policy = 0
         self.gws_queue: SimQueue | None = None
+        # qpd->evicted: set by a VM fault (kfd_dqm_evict_pasid) and never restored for it;
+        # create_queue_cpsch marks queues created meanwhile is_evicted too.
+        self.evicted = False
 
     def ensure_doorbells(self) -> Backing:
         """kfd_alloc_process_doorbells: the process's doorbell slice on this device."""
@@ -386,6 +389,7 @@ class KFDProcess:
         if qid is None:                                                  # row 16
             raise DriverError(E.ENOMEM, "all 1024 queue ids of the process are in use")
         q = SimQueue(self, pdd, qid, props)
+        q.evicted = pdd.evicted                       # DQM create_queue_cpsch: qpd->evicted
         kind = {Q_SDMA: "sdma", Q_SDMA_XGMI: "xgmi", Q_SDMA_BY_ENG_ID: "eng"}.get(
             props.queue_type)
         if kind is not None:                                             # row 19
@@ -683,6 +687,7 @@ class KFDProcess:
         if not self.alive:
             return
         self.faults.append(fault)
+        self.pdd_by_id(device.gpu_id).evicted = True
         for q in list(self.queues.values()):
             if q.device is device:
                 q.evicted = True

@@ -540,6 +540,12 @@ class GPUEngine:
 
     def _report(self, entry: _Entry, exc: BaseException) -> Status:
         q = entry.queue
+        if entry.removed:
+            # DESTROY_QUEUE already took it off the hardware: whatever its last fetch or
+            # dispatch ran into is discarded, as the HW unmap discards the queue's state.
+            log.info("%s: %s on destroyed queue %s discarded", self.name, type(exc).__name__,
+                     getattr(q, "queue_id", "?"))
+            return Status.IDLE
         process = getattr(q, "process", None)
         from ..memory import VMFault  # B's module; imported lazily (B imports us)
         try:

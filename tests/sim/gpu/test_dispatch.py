@@ -47,7 +47,8 @@ STORE_ID = {
         s_endpgm
     """,
 }
-SPIN_FOREVER = {"gfx9": "label:\n s_branch label\n", "gfx11": "label:\n s_branch label\n"}
+# s_branch -1: the target is the branch itself (SOPP simm16 counts dwords from PC + 4)
+SPIN_FOREVER = {"gfx9": "s_branch -1\n", "gfx11": "s_branch -1\n"}
 # s_sendmsg MSG_INTERRUPT carries M0[23:0] as the SQ interrupt's context (facts-kfd §4 I3)
 SEND_INTERRUPT = {
     "gfx9": "s_mov_b32 m0, s0\n s_sendmsg sendmsg(MSG_INTERRUPT)\n s_endpgm\n",
@@ -68,6 +69,8 @@ def assemble(target, source: str) -> bytes:
                          check=True).stdout
     code = bytearray()
     for enc in re.findall(r"encoding: \[([^\]]*)\]", out):
+        if "A" in enc.replace("0x", ""):
+            raise ValueError(f"unresolved fixup in {enc!r}: use immediate branch offsets")
         code += bytes(int(x, 16) for x in enc.split(","))
     return bytes(code)
 
