@@ -120,7 +120,7 @@ class GPUException:
         state of the queues the failed wait depended on."""
         text = self.message()
         if earlier:
-            text = "an earlier " + text[0].lower() + text[1:]
+            text = "an earlier " + text
         extra = _context_text(context)
         if extra:
             text += "\n" + extra

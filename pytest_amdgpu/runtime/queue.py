@@ -870,6 +870,31 @@ DOORBELL_SIGNAL_OFFSET = 256          # the queue's doorbell amd_signal_t, after
 _AQL_COND = {"==": (0, 0), "!=": (1, 0), "<": (2, 0), ">=": (3, 0), "<=": (2, 1), ">": (3, 1)}
 
 
+# Error bits the CP stores into an AQL queue's queue_inactive_signal when it stops the queue,
+# as ROCR's AqlQueue::DynamicScratchHandler decodes them (checked in that order).
+AQL_QUEUE_ERRORS = (
+    (0x401, "insufficient scratch (the kernel needs more private memory than the queue has)"),
+    (2, "invalid dispatch dimensions (setup dims, grid or workgroup size)"),
+    (4, "invalid group memory (group_segment_size above the LDS a workgroup may have)"),
+    (8, "invalid or null code object (kernel_object / kernel descriptor)"),
+    (32, "invalid packet format (header type or reserved fields)"),
+    (256, "invalid vendor-specific packet"),
+    (64, "workgroup too large"),
+    (128, "out of registers (the kernel needs more VGPRs/SGPRs than a wave has)"),
+    (0x20000000, "memory violation (an address beyond the GPU's 48-bit VA)"),
+    (0x40000000, "illegal instruction in a wave"),
+    (0x80000000, "debug trap (s_trap or a wave exception)"),
+)
+
+
+def describe_aql_queue_error(code: int) -> str:
+    """Name the CP error bits of an AQL queue's queue_inactive_signal value."""
+    for bits, text in AQL_QUEUE_ERRORS:
+        if code & bits:
+            return text
+    return "undefined queue error"
+
+
 class AQLQueue(Queue):
     """A compute queue fed 64-byte AQL packets (KFD queue type COMPUTE_AQL).
 
@@ -914,7 +939,11 @@ class AQLQueue(Queue):
 
     def _extra_state(self) -> list[str]:
         code = self.inactive_signal.value if not self.inactive_signal.freed else 0
-        return [f"queue inactive, error code {code & 0xFFFFFFFFFFFFFFFF:#x}"] if code else []
+        if not code:
+            return []
+        code &= 0xFFFFFFFFFFFFFFFF
+        return [f"queue stopped by the packet processor: {describe_aql_queue_error(code)} "
+                f"(queue_inactive_signal error code {code:#x})"]
 
     def _finish_setup(self) -> None:
         """After CREATE_QUEUE: the queue id and the doorbell signal (kind DOORBELL, value =

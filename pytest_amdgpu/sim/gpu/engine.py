@@ -62,6 +62,32 @@ _WAVE_EXCEPTION_CODES = {
 }
 
 
+# The error code the CP stores into an AQL queue's queue_inactive_signal when it stops the
+# queue (bits as ROCR's AqlQueue::DynamicScratchHandler decodes them: 2 invalid dimension,
+# 4 invalid group memory, 8 invalid/NULL code object, 32 invalid packet format, 64 workgroup
+# too large, 128 out of registers, 256 invalid vendor-specific packet, 0x20000000 memory
+# violation, 0x40000000 illegal instruction, 0x80000000 debug trap / exception).
+AQL_QUEUE_ERROR_CODES = {
+    "EC_QUEUE_PACKET_DISPATCH_DIM_INVALID": 2,
+    "EC_QUEUE_PACKET_DISPATCH_GROUP_SEGMENT_SIZE_INVALID": 4,
+    "EC_QUEUE_PACKET_DISPATCH_CODE_INVALID": 8,
+    "EC_QUEUE_PACKET_RESERVED": 32,
+    "EC_QUEUE_PACKET_UNSUPPORTED": 32,
+    "EC_QUEUE_PACKET_DISPATCH_WORK_GROUP_SIZE_INVALID": 64,
+    "EC_QUEUE_PACKET_DISPATCH_REGISTER_INVALID": 128,
+    "EC_QUEUE_PACKET_VENDOR_UNSUPPORTED": 256,
+    "EC_QUEUE_WAVE_MEMORY_VIOLATION": 0x20000000,
+    "EC_QUEUE_WAVE_APERTURE_VIOLATION": 0x20000000,
+    "EC_QUEUE_WAVE_ILLEGAL_INSTRUCTION": 0x40000000,
+    "EC_QUEUE_WAVE_TRAP": 0x80000000,
+    "EC_QUEUE_WAVE_MATH_ERROR": 0x80000000,
+    "EC_QUEUE_WAVE_ABORT": 0x80000000,
+}
+AMD_QUEUE_READ_DISPATCH_ID = 128      # amd_queue_t offsets (amd_hsa_queue.h)
+AMD_QUEUE_INACTIVE_SIGNAL = 192
+AMD_SIGNAL_VALUE, AMD_SIGNAL_MAILBOX, AMD_SIGNAL_EVENT_ID = 8, 16, 24   # amd_signal_t
+
+
 class _Entry:
     """Scheduler bookkeeping of one queue."""
 
@@ -559,7 +585,7 @@ class GPUEngine:
             log.info("%s: dispatch on queue %s cancelled", self.name, q.queue_id)
             return Status.IDLE
         if isinstance(exc, VMFault):
-            log.info("%s: VM fault on %s: %s", self.name, entry.proc.describe(), exc)
+            log.warning("%s: VM fault on %s: %s", self.name, entry.proc.describe(), exc)
             with self._cv:
                 entry.stopped = True
             if process is not None:
@@ -574,9 +600,31 @@ class GPUEngine:
             log.exception("%s: internal error while executing %s", self.name,
                           entry.proc.describe())
             reason = f"internal simulator error ({type(exc).__name__}: {exc})"
-        log.info("%s: HW exception on %s: %s", self.name, entry.proc.describe(), reason)
+        log.warning("%s: HW exception on %s: %s", self.name, entry.proc.describe(), reason)
         with self._cv:
             entry.stopped = True
+        if getattr(q, "kind", "") == "aql":
+            self._report_aql_queue_error(q, reason)
         if process is not None:
             process.hw_exception(self.device, q, reason)
         return Status.HALTED
+
+    def _report_aql_queue_error(self, q, reason: str) -> None:
+        """Store the CP's error code into amd_queue_t.queue_inactive_signal (and raise its
+        mailbox interrupt), as the firmware does when it stops an AQL queue."""
+        code = AQL_QUEUE_ERROR_CODES.get(reason.split(":", 1)[0].strip(), 0x80000000)
+        vm = q.vm
+        try:
+            amd_queue = q.rptr_addr - AMD_QUEUE_READ_DISPATCH_ID
+            signal = vm.read_u64(amd_queue + AMD_QUEUE_INACTIVE_SIGNAL)
+            if not signal:
+                return
+            vm.write_u64(signal + AMD_SIGNAL_VALUE, code)
+            mailbox = vm.read_u64(signal + AMD_SIGNAL_MAILBOX)
+            if mailbox:
+                event_id = vm.read_u32(signal + AMD_SIGNAL_EVENT_ID)
+                vm.write_u32(mailbox, event_id)
+                q.process.signal_interrupt(self.device, "cp_eop", event_id)
+        except Exception as exc:  # a bad amd_queue_t must not take the engine down
+            log.info("%s: cannot report queue error %#x for queue %s: %s", self.name, code,
+                     getattr(q, "queue_id", "?"), exc)
