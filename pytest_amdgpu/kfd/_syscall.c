@@ -18,6 +18,9 @@
  *   cas64(addr, expected, desired), cas32(...) -> the value found (== expected on success):
  *     a real compare-and-swap, so simulated GPU atomics are atomic against CPU atomics too
  *   fetch_add64(addr, value), fetch_add32(addr, value) -> old value
+ *   cas_many(base, offsets, expected, desired, found, width) -> failures: one CAS per entry
+ *     (numpy buffers: offsets uint64, the others uint32/uint64 by width); found[i] receives
+ *     the value seen, == expected[i] where the swap happened
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -300,6 +303,67 @@ static PyObject *py_fetch_add32(PyObject *self, PyObject *const *args, Py_ssize_
         __atomic_fetch_add((uint32_t *)(uintptr_t)addr, (uint32_t)value, __ATOMIC_SEQ_CST));
 }
 
+static PyObject *py_cas_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t base;
+    long width;
+    Py_buffer off = {0}, exp = {0}, des = {0}, fnd = {0};
+    PyObject *result = NULL;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "cas_many(base, offsets, expected, desired, found, width)");
+        return NULL;
+    }
+    if (parse_u64(args[0], &base) < 0)
+        return NULL;
+    width = PyLong_AsLong(args[5]);
+    if (width == -1 && PyErr_Occurred())
+        return NULL;
+    if (width != 4 && width != 8) {
+        PyErr_SetString(PyExc_ValueError, "cas_many: width must be 4 or 8");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &off, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    if (PyObject_GetBuffer(args[2], &exp, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    if (PyObject_GetBuffer(args[3], &des, PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
+    if (PyObject_GetBuffer(args[4], &fnd, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
+        goto done;
+    Py_ssize_t n = off.len / 8;
+    if (exp.len != n * width || des.len != n * width || fnd.len != n * width) {
+        PyErr_SetString(PyExc_ValueError, "cas_many: buffer sizes do not match");
+        goto done;
+    }
+    long failures = 0;
+    const uint64_t *o = off.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (width == 8) {
+            uint64_t e = ((const uint64_t *)exp.buf)[i];
+            if (!__atomic_compare_exchange_n((uint64_t *)(uintptr_t)(base + o[i]), &e,
+                                             ((const uint64_t *)des.buf)[i], 0,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                failures++;
+            ((uint64_t *)fnd.buf)[i] = e;
+        } else {
+            uint32_t e = ((const uint32_t *)exp.buf)[i];
+            if (!__atomic_compare_exchange_n((uint32_t *)(uintptr_t)(base + o[i]), &e,
+                                             ((const uint32_t *)des.buf)[i], 0,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                failures++;
+            ((uint32_t *)fnd.buf)[i] = e;
+        }
+    }
+    result = PyLong_FromLong(failures);
+done:
+    if (off.obj) PyBuffer_Release(&off);
+    if (exp.obj) PyBuffer_Release(&exp);
+    if (des.obj) PyBuffer_Release(&des);
+    if (fnd.obj) PyBuffer_Release(&fnd);
+    return result;
+}
+
 #define FASTCALL(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -318,6 +382,8 @@ static PyMethodDef methods[] = {
     FASTCALL("cas32", py_cas32, "cas32(addr, expected, desired) -> value found"),
     FASTCALL("fetch_add64", py_fetch_add64, "fetch_add64(addr, value) -> old value"),
     FASTCALL("fetch_add32", py_fetch_add32, "fetch_add32(addr, value) -> old value"),
+    FASTCALL("cas_many", py_cas_many,
+             "cas_many(base, offsets, expected, desired, found, width) -> failures"),
     {NULL, NULL, 0, NULL},
 };
 

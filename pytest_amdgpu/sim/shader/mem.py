@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from ...kfd import _syscall
 from . import atomics
 from .decoder import Inst
 from .valu import Ctx, illegal, raw_reader
@@ -229,8 +230,33 @@ def atomic_global(vm, addrs: np.ndarray, mo: MemOp, src: np.ndarray, cmp: np.nda
         return old
     mem = view.view(dt)
     idx = ((addrs - U64(lo)) // U64(size)).astype(np.intp)
-    old = atomics.apply(mem, idx, mo.aop, src, cmp, want_old=True)
+    old = _atomic_commit(mem, idx, mo.aop, src, cmp, dt, size)
     vm.notify_write()
+    return old
+
+
+def _atomic_commit(mem: np.ndarray, idx: np.ndarray, op: str, src: np.ndarray,
+                   cmp: np.ndarray | None, dt, size: int) -> np.ndarray:
+    """Apply the lanes' atomics in lane order and commit each touched address with a real
+    compare-and-swap, so they stay atomic against the CP/SDMA engines and the CPU working on
+    the same memory (KFDTest "Atomics" races them). Lanes of an address whose CAS lost a race
+    are recomputed from the value found."""
+    n = idx.size
+    old = np.zeros(n, dtype=dt)
+    lanes = np.arange(n)
+    base_addr = mem.ctypes.data
+    while lanes.size:
+        uniq, inv = np.unique(idx[lanes], return_inverse=True)
+        expected = mem[uniq].copy()
+        private = expected.copy()
+        old[lanes] = atomics.apply(private, inv, op, src[lanes],
+                                   cmp[lanes] if cmp is not None else None, want_old=True)
+        found = np.empty_like(expected)
+        offsets = (uniq.astype(np.uint64) * np.uint64(size))
+        if not _syscall.cas_many(base_addr, offsets, expected, private, found, size):
+            break
+        lost = np.flatnonzero(found != expected)
+        lanes = lanes[np.isin(inv, lost)]
     return old
 
 
