@@ -24,7 +24,7 @@ from pytest_amdgpu import open_device
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     s = sorted(samples)
-    return statistics.median(s), s[min(len(s) - 1, int(round(0.99 * (len(s) - 1))))]
+    return statistics.median(s), s[min(len(s) - 1, round(0.99 * (len(s) - 1)))]
 
 
 def signal_round_trip(dev, kind: str, n: int) -> tuple[float, float]:
