@@ -147,10 +147,29 @@ def plan_run(config: pytest.Config) -> AmdgpuRun:
     else:
         _resolve(config, run)
         run.local_keys = [s.key for s in run.slots]
-    if options.known_failures:
-        run.known_failures = load_known_failures(options.known_failures)
+    known = options.known_failures or shipped_known_failures()
+    if known:
+        run.known_failures = load_known_failures(known)
     config.stash[RUN_KEY] = run
     return run
+
+
+def shipped_known_failures() -> str:
+    """The conformance suite's own known-failure list, used when no list is given (so it also
+    applies under ``--pyargs pytest_amdgpu.conformance``, where no ini file is found)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pytest_amdgpu.conformance")
+    except (ImportError, ValueError):
+        return ""
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, "known_failures.toml")
+        if os.path.isfile(path):
+            return path
+    return ""
 
 
 def _resolve(config: pytest.Config, run: AmdgpuRun) -> None:

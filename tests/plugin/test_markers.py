@@ -167,3 +167,14 @@ def test_known_failure_file_formats(tmp_path):
     bad_toml.write_text('[[known_failure]]\ntest = "x"\n')
     with pytest.raises(pytest.UsageError, match=r"needs test = .* and reason"):
         load_known_failures(str(bad_toml))
+
+
+def test_the_suites_known_failure_list_is_the_default():
+    """Without --amdgpu-known-failures the shipped conformance list applies (also under
+    --pyargs, where no ini file is found); it parses and is empty."""
+    from pytest_amdgpu.plugin.select import load_known_failures
+    from pytest_amdgpu.plugin.session import shipped_known_failures
+
+    path = shipped_known_failures()
+    assert path.endswith("known_failures.toml")
+    assert load_known_failures(path) == []
