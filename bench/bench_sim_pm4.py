@@ -145,6 +145,8 @@ def round_trip(s: Setup, n: int, wait: str = "yield") -> list[float]:
         if wait == "yield":
             while _syscall.load32(addr) != i + 1:
                 os.sched_yield()
+        elif wait == "c":                # poll in C with the GIL released (as Signal.wait)
+            _syscall.wait_value(addr, 4, 0xFFFFFFFF, i + 1, 3, 10**9)
         else:                            # spin holding the GIL: the switch interval decides
             while _syscall.load32(addr) != i + 1:
                 pass
@@ -178,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="gfx942")
     ap.add_argument("-n", type=int, default=2000, help="round trips")
     ap.add_argument("--packets", type=int, default=8000, help="packets per throughput run")
-    ap.add_argument("--wait", choices=("yield", "spin"), default="yield",
-                    help="how the CPU waits for the value: poll + sched_yield, or a pure spin")
+    ap.add_argument("--wait", choices=("yield", "c", "spin"), default="yield",
+                    help="how the CPU waits for the value: poll + sched_yield, poll in C "
+                         "without the GIL, or a pure spin holding the GIL")
     ap.add_argument("--busy-switch-interval", type=float, default=None, metavar="SECONDS",
                     help="sys.setswitchinterval the engine sets while busy (default: engine's)")
     ap.add_argument("--no-spin", action="store_true",

@@ -18,6 +18,11 @@
  *   cas64(addr, expected, desired), cas32(...) -> the value found (== expected on success):
  *     a real compare-and-swap, so simulated GPU atomics are atomic against CPU atomics too
  *   fetch_add64(addr, value), fetch_add32(addr, value) -> old value
+ *   wait_change64(addr, old, timeout_ns) -> value: poll a 64-bit word until it differs from
+ *     `old` or the timeout passes, yielding the CPU, without holding the GIL
+ *   wait_value(addr, width, mask, ref, cond, timeout_ns) -> value: poll until
+ *     (value & mask) <cond> ref (cond 0 always, 1 <, 2 <=, 3 ==, 4 !=, 5 >=, 6 > on the
+ *     signed 64-bit value; unsigned for width 4) or the timeout, without holding the GIL
  *   cas_many(base, offsets, expected, desired, found, width) -> failures: one CAS per entry
  *     (numpy buffers: offsets uint64, the others uint32/uint64 by width); found[i] receives
  *     the value seen, == expected[i] where the swap happened
@@ -28,7 +33,9 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/types.h>
+#include <time.h>
 
 static int do_ioctl(int fd, unsigned long request, uint64_t arg)
 {
@@ -364,6 +371,79 @@ done:
     return result;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static PyObject *py_wait_change64(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, old, timeout, v;
+    if (parse3(args, nargs, "wait_change64(addr, old, timeout_ns)", &addr, &old, &timeout) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t deadline = now_ns() + timeout;
+    for (;;) {
+        v = __atomic_load_n((volatile uint64_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
+        if (v != old || now_ns() >= deadline)
+            break;
+        sched_yield();
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static int compare(int cond, int64_t a, int64_t b)
+{
+    switch (cond) {
+    case 0: return 1;
+    case 1: return a < b;
+    case 2: return a <= b;
+    case 3: return a == b;
+    case 4: return a != b;
+    case 5: return a >= b;
+    case 6: return a > b;
+    default: return 0;
+    }
+}
+
+static PyObject *py_wait_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, width, mask, ref, cond, timeout, v;
+    if (nargs != 6 || parse_u64(args[0], &addr) < 0 || parse_u64(args[1], &width) < 0 ||
+        parse_u64(args[2], &mask) < 0 || parse_u64(args[3], &ref) < 0 ||
+        parse_u64(args[4], &cond) < 0 || parse_u64(args[5], &timeout) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError,
+                            "wait_value(addr, width, mask, ref, cond, timeout_ns)");
+        return NULL;
+    }
+    if ((width != 4 && width != 8) || cond > 6) {
+        PyErr_SetString(PyExc_ValueError, "wait_value: width must be 4 or 8, cond 0..6");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t deadline = now_ns() + timeout;
+    for (;;) {
+        int ok;
+        if (width == 8) {
+            v = __atomic_load_n((volatile uint64_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
+            ok = compare((int)cond, (int64_t)(v & mask), (int64_t)ref);
+        } else {
+            v = __atomic_load_n((volatile uint32_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
+            ok = compare((int)cond, (int64_t)(v & mask & 0xFFFFFFFFull),
+                         (int64_t)(ref & 0xFFFFFFFFull));
+        }
+        if (ok || now_ns() >= deadline)
+            break;
+        sched_yield();
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(v);
+}
+
 #define FASTCALL(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -382,6 +462,10 @@ static PyMethodDef methods[] = {
     FASTCALL("cas32", py_cas32, "cas32(addr, expected, desired) -> value found"),
     FASTCALL("fetch_add64", py_fetch_add64, "fetch_add64(addr, value) -> old value"),
     FASTCALL("fetch_add32", py_fetch_add32, "fetch_add32(addr, value) -> old value"),
+    FASTCALL("wait_change64", py_wait_change64,
+             "wait_change64(addr, old, timeout_ns) -> value (GIL released)"),
+    FASTCALL("wait_value", py_wait_value,
+             "wait_value(addr, width, mask, ref, cond, timeout_ns) -> value (GIL released)"),
     FASTCALL("cas_many", py_cas_many,
              "cas_many(base, offsets, expected, desired, found, width) -> failures"),
     {NULL, NULL, 0, NULL},

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GPUTimeoutError, UsageError
+from ..kfd import _syscall
 from ..packets import aql as _aql
 from ._util import backoff, check_int, load64, resolve_timeout, store32, store64
 from .event import Event
@@ -42,6 +43,9 @@ CONDITIONS: dict[str, Callable[[int, int], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
     "==": operator.eq, "!=": operator.ne,
 }
+# Comparison codes of _syscall.wait_value (the C poll that runs without the GIL).
+_C_CONDITIONS = {"<": 1, "<=": 2, "==": 3, "!=": 4, ">=": 5, ">": 6}
+SPIN_FIRST = 200e-6               # a polling wait first polls in C this long, GIL released
 EXCEPTION_CHECK_INTERVAL = 2e-3   # first exception poll of a polling wait (seconds) …
 EXCEPTION_CHECK_MAX = 50e-3       # … growing to this, so long waits do not flood the trace
 MAX_REMEMBERED_QUEUES = 4
@@ -226,6 +230,14 @@ class Signal:
         target = _signed64(value)
         test = check_condition(cond)
         seconds = resolve_timeout(timeout)
+        if self.event is None:
+            # First poll in C with the GIL released: the common fast answer costs no Python
+            # work, and a simulated GPU thread can run meanwhile.
+            seen = _signed64(_syscall.wait_value(
+                self.address + _VALUE, 8, 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFFFFFFFFFF,
+                _C_CONDITIONS[cond], int(min(SPIN_FIRST, seconds) * 1e9)))
+            if test(seen, target):
+                return seen
         queues = self.queues
         return wait_until(
             lambda: _signed64(load64(self.address + _VALUE)),

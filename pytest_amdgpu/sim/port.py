@@ -103,6 +103,7 @@ class SimPort(Port):
         self.process: KFDProcess | None = None
         self._maps: dict[int, int] = {}                    # mappings made here: addr -> len
         self._doorbells: dict[int, tuple[int, object]] = {}  # addr -> (length, pdd)
+        self._last_doorbell: tuple[int, int, object] | None = None   # (addr, length, pdd)
         self._unimplemented_logged: set[int] = set()
         self.closed = False
         super().__init__(record=record, trace_len=trace_len)
@@ -236,6 +237,7 @@ class SimPort(Port):
     def _forget(self, addr: int, length: int) -> None:
         """Drop bookkeeping of mappings that [addr, addr+length) replaces or unmaps."""
         end = addr + length
+        self._last_doorbell = None
         for table in (self._doorbells, self._maps):
             for a, v in list(table.items()):
                 n = v[0] if isinstance(v, tuple) else v
@@ -304,19 +306,22 @@ class SimPort(Port):
 
         A store outside any doorbell mapping made through this port is a plain memory store
         (checked: an unmapped address raises OSError EFAULT instead of crashing)."""
-        with self._lock:
+        hit = self._last_doorbell
+        if hit is None or not (hit[0] <= addr and addr + 8 <= hit[0] + hit[1]):
             hit = None
-            for a, (n, pdd) in self._doorbells.items():
-                if a <= addr and addr + 8 <= a + n:
-                    hit = (a, pdd)
-                    break
-        if hit is None:
-            if not write_user(addr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little")):
-                raise OSError(E.EFAULT, f"doorbell store to unmapped address {addr:#x}")
-            return
+            with self._lock:
+                for a, (n, pdd) in self._doorbells.items():
+                    if a <= addr and addr + 8 <= a + n:
+                        hit = (a, n, pdd)
+                        break
+            if hit is None:
+                if not write_user(addr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little")):
+                    raise OSError(E.EFAULT, f"doorbell store to unmapped address {addr:#x}")
+                return
+            self._last_doorbell = hit
         _syscall.store64(addr, value)
-        a, pdd = hit
-        pdd.doorbell_written((addr - a) % pdd.device.doorbell_slice_size, 8)
+        a, _n, pdd = hit
+        pdd.doorbell_written((addr - a) % pdd.device.doorbell_slice_size, 8, value)
 
     # -- the simulated process ends -------------------------------------------------------------------
     def close_port(self) -> None:
@@ -329,6 +334,7 @@ class SimPort(Port):
             files, self._files = self._files, {}
             maps, self._maps = self._maps, {}
             self._doorbells = {}
+            self._last_doorbell = None
             process, self.process = self.process, None
         try:
             if process is not None:

@@ -206,10 +206,17 @@ class ProcessDevice:
                                             name=f"doorbell-{self.gpu_id:x}")
         return self.doorbell_backing
 
-    def doorbell_written(self, offset: int, size: int) -> None:
-        """Stores to the doorbell page (CPU through the port, or GPU through its VM)."""
+    def doorbell_written(self, offset: int, size: int, value: int | None = None) -> None:
+        """Stores to the doorbell page (CPU through the port, or GPU through its VM); `value`
+        is the 64-bit value of an aligned 8-byte store when the caller knows it."""
         backing = self.doorbell_backing
         if backing is None:
+            return
+        if value is not None and size == 8 and offset % 8 == 0:
+            q = self.doorbell_queues.get(offset // 8)
+            if q is not None:
+                q.doorbell_value = value & 0xFFFF_FFFF_FFFF_FFFF
+                self.device.engine.notify(q)
             return
         first, last = offset // 8, (offset + max(size, 1) - 1) // 8
         for did in range(first, last + 1):

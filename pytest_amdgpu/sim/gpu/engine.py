@@ -31,7 +31,10 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 from ...errors import PacketError
+from ...kfd import _syscall
 from .clock import GPUClock
 from .common import QueueError, QueueProcessor, Status
 
@@ -43,8 +46,6 @@ MAX_POLL_INTERVAL = 1e-3        # cap of the backed-off poll of waiting queues
 LONG_WAIT = 1.0                 # a queue waiting longer than this is probably hung ...
 LONG_POLL_INTERVAL = 10e-3      # ... and is polled this often (engine writes still wake it)
 SPIN_AFTER_WORK = 300e-6       # poll for the next doorbell this long after work before parking
-SPIN_CONTENDED = 200e-6         # one spin iteration this slow means GIL contention ...
-SPIN_BACKOFF = 0.1              # ... and spinning is off for this long
 YIELD_AFTER_TURN = True         # give the GIL away after each turn (see _executor)
 REMOVE_GRACE = 2.0              # seconds remove_queue waits for a busy queue to let go
 BUSY_SWITCH_INTERVAL = 50e-6    # sys.setswitchinterval while the engine has work
@@ -187,10 +188,12 @@ class GPUEngine:
         self._parked = 0
         self._in_shader = 0
         self._observers = 0                        # threads in wait_idle / remove_queue
-        self._kick = 0                             # bumped by every doorbell
+        # bumped by every doorbell; a memory word so an executor spinning after work can poll
+        # it in C without holding the GIL (kfd._syscall.wait_change64)
+        self._kick_word = np.zeros(1, dtype=np.uint64)
+        self._kick_addr = self._kick_word.ctypes.data
         self._spinning = 0
         self._last_work = 0.0
-        self._spin_off_until = 0.0                 # spinning disabled until then (contention)
         self._stop = False
         self._busy = False                         # holds a _SWITCH reference
         self._threads: list[threading.Thread] = []
@@ -409,8 +412,12 @@ class GPUEngine:
         return core
 
     # -- scheduler internals (call with self._cv held) ----------------------------------------
+    @property
+    def _kick(self) -> int:
+        return int(self._kick_word[0])
+
     def _wake_locked(self) -> None:
-        self._kick += 1                    # seen by an executor spinning after work
+        _syscall.store64(self._kick_addr, self._kick + 1)   # seen by a spinning executor
         if self._parked:
             self._cv.notify()
         elif self._executors - self._in_shader <= 0 and not self._stop:
@@ -467,8 +474,7 @@ class GPUEngine:
                     if self._parked and self._executors - self._in_shader > 1:
                         break                      # another free executor is parked: retire
                     spin_until = self._last_work + SPIN_AFTER_WORK
-                    if (due is None and now < spin_until and not self._spinning
-                            and now >= self._spin_off_until):
+                    if due is None and now < spin_until and not self._spinning:
                         self._spin_locked(spin_until)
                         continue
                     if due is None and not any(e.owner is not None for e in self._order):
@@ -531,23 +537,15 @@ class GPUEngine:
         a parked thread costs a futex wake-up per doorbell, which dominates the latency of a
         host that submits and waits in a loop. Yields the CPU (and the GIL) every iteration.
 
-        A host thread that spins without ever releasing the GIL makes every yield here cost a
-        forced GIL switch; then polling only slows everybody down, so a slow iteration turns
-        spinning off for a while (the thread parks, as without spinning)."""
+        The poll runs in C without the GIL (`_syscall.wait_change64` on the doorbell counter),
+        so a spinning executor never competes with the host thread for the interpreter."""
         self._spinning += 1
         kick = self._kick
         self._cv.release()
         try:
-            mono = time.monotonic
-            yield_ = os.sched_yield
-            last = mono()
-            while self._kick == kick and not self._stop and last < until:
-                yield_()
-                now = mono()
-                if now - last > SPIN_CONTENDED:
-                    self._spin_off_until = now + SPIN_BACKOFF
-                    break
-                last = now
+            left = until - time.monotonic()
+            if left > 0 and not self._stop:
+                _syscall.wait_change64(self._kick_addr, kick, int(left * 1e9))
         finally:
             self._cv.acquire()
             self._spinning -= 1
