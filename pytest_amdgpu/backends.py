@@ -7,23 +7,29 @@ add backends through the `pytest_amdgpu_register_backends` hook or `register_bac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import BackendUnavailable
-from .kfd.port import KFD_PATH, Port
+from .kfd.port import Port
 
 
 @dataclass(frozen=True)
 class Backend:
-    """A named source of Ports."""
+    """A named source of Ports.
+
+    `make_peer_port(port, **options)`, when given, opens a second KFD process on the machine
+    `port` belongs to, inside this OS process: for backends whose GPUs a child process cannot
+    reach (the simulator's machine lives in this process). Without it a second KFD process is
+    a forked child that opens the backend anew, as on hardware.
+    """
 
     name: str
     make_port: Callable[..., Port]
     available: Callable[[], tuple[bool, str]]
     description: str = ""
     simulated: bool = False
+    make_peer_port: Callable[..., Port] | None = None
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -73,8 +79,6 @@ def resolve_backend(name: str = "auto", *, require_hw: bool = False) -> tuple[Ba
 
 
 def _kfd_available() -> tuple[bool, str]:
-    if not os.path.exists(KFD_PATH):
-        return False, f"{KFD_PATH} does not exist"
     from .kfd.port import LinuxPort
 
     return LinuxPort().kfd_usable()
@@ -92,7 +96,19 @@ def _make_sim_port(**options) -> Port:
     return SimPort(**options)
 
 
+def _make_sim_peer_port(port: Port, **options) -> Port:
+    """Another simulated process on `port`'s simulated machine (it outlives this port)."""
+    from .sim.port import SimPort
+
+    machine = getattr(port, "machine", None)
+    if not isinstance(port, SimPort) or machine is None:
+        raise BackendUnavailable(f"a peer of {port!r} was asked of the sim backend, which "
+                                 "makes peers of its own ports only")
+    return SimPort(machine, **options)
+
+
 register_backend(Backend("kfd", _make_linux_port, _kfd_available,
                          "the real GPU through /dev/kfd and the render nodes"))
 register_backend(Backend("sim", _make_sim_port, lambda: (True, "the simulator is always available"),
-                         "the simulated GPU behind the same ioctls", simulated=True))
+                         "the simulated GPU behind the same ioctls", simulated=True,
+                         make_peer_port=_make_sim_peer_port))

@@ -3,9 +3,13 @@
 This module holds layouts and constants only; the system calls themselves are in _syscall.c.
 
 Every struct layout and request number comes from the C compiler's reading of the header, not
-from numbers typed here. Ioctls newer than the header (RUNTIME_ENABLE at 1.14, the 1.17
-CREATE_QUEUE with ``sdma_engine_id``) are declared in C below, guarded so that a newer header's
-own definitions win; the runtime uses them only when the running KFD reports that version.
+from numbers typed here. Ioctls newer than the header (RUNTIME_ENABLE, from the 1.13 debugger
+API; the 1.17 CREATE_QUEUE with ``sdma_engine_id``) are declared in C below, guarded so that a
+newer header's own definitions win; the runtime uses them only when the running KFD reports that
+version.
+
+The ALLOC_MEMORY_OF_GPU flags are read as the ``__u32`` the struct field holds: the header
+writes WRITABLE as the C int ``(1 << 31)``, which would otherwise reach Python as -2**31.
 """
 
 from __future__ import annotations
@@ -162,8 +166,12 @@ CONSTANTS = [
     "AMDKFD_COMMAND_START", "AMDKFD_COMMAND_END",
 ]
 
+# Constants read as the u32 of the struct field they go into (kfd_ioctl_alloc_memory_of_gpu_args
+# .flags is __u32), not as the C int the header's expression has.
+U32_CONSTANTS = [name for name in CONSTANTS if name.startswith("KFD_IOC_ALLOC_MEM_FLAGS_")]
+
 # Declarations the project supplies when the build header is older than the feature.
-# Values are facts of the newer UAPI header (include/uapi/linux/kfd_ioctl.h, 1.14-1.17).
+# Values are facts of the upstream UAPI header (include/uapi/linux/kfd_ioctl.h, up to 1.17).
 C_COMPAT = r"""
 #ifndef KFD_IOC_QUEUE_TYPE_SDMA_BY_ENG_ID
 #define KFD_IOC_QUEUE_TYPE_SDMA_BY_ENG_ID 0x4
@@ -249,6 +257,16 @@ def _cdef_text() -> str:
     return "\n".join(lines)
 
 
+def _u32_redefinitions() -> str:
+    """C that makes each of `U32_CONSTANTS` a uint32_t (so cffi reads it as unsigned)."""
+    out = []
+    for name in U32_CONSTANTS:
+        out.append(f"static const uint32_t pytest_amdgpu_u32_{name} = (uint32_t)({name});")
+        out.append(f"#undef {name}")
+        out.append(f"#define {name} pytest_amdgpu_u32_{name}")
+    return "\n".join(out)
+
+
 def _source_text() -> str:
     return "\n".join([
         "#include <errno.h>",
@@ -258,6 +276,7 @@ def _source_text() -> str:
         "#include <sys/types.h>",
         f"#include <{HEADER}>",
         C_COMPAT,
+        _u32_redefinitions(),
     ])
 
 

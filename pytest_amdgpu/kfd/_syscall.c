@@ -5,16 +5,18 @@
  * the syscall boundary, taking addresses as integers. A cffi call costs ~0.3 us of conversion on
  * the machines we measured, more than the ioctl itself, so the hot path avoids it.
  *
- * The GIL is released only around requests that can block (waits, queue and memory management,
- * foreign requests); releasing and re-taking it costs ~0.2 us, more than a short ioctl.
+ * The GIL is held only around the KFD requests that return at once; releasing and re-taking it
+ * costs ~0.2 us, more than a short ioctl. Every other request runs with the GIL released.
  *
- *   ioctl(fd, request, arg_addr) -> 0 or the positive errno (EINTR/EAGAIN retried, as libhsakmt)
+ *   ioctl(fd, request, arg_addr) -> 0 or the positive errno (EINTR/EAGAIN retried, as libhsakmt;
+ *     an exception a Python signal handler raises on EINTR propagates)
  *   ioctl_checked(fd, request, arg_addr, on_error) -> None; calls on_error(errno) on failure
  *   ioctl_loop(fd, request, arg_addr, n) -> errno of the last call (the C floor for benchmarks)
  *   mmap(addr, length, prot, flags, fd, offset) -> address; raises OSError
  *   munmap(addr, length), mprotect(addr, length, prot) -> raise OSError
- *   store64(addr, value), store32(addr, value): release stores (a doorbell ring)
- *   load64(addr), load32(addr): acquire loads
+ *   store64(addr, value), store32(addr, value): release stores (a doorbell ring), fenced for
+ *     write-combined and uncached mappings (VRAM through the BAR, the doorbell page)
+ *   load64(addr), load32(addr): acquire loads, likewise fenced
  *   cas64(addr, expected, desired), cas32(...) -> the value found (== expected on success):
  *     a real compare-and-swap, so simulated GPU atomics are atomic against CPU atomics too
  *   fetch_add64(addr, value), fetch_add32(addr, value) -> old value
@@ -36,42 +38,63 @@
 #include <sched.h>
 #include <sys/types.h>
 #include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
-static int do_ioctl(int fd, unsigned long request, uint64_t arg)
-{
-    int r;
-    do {
-        r = ioctl(fd, request, (void *)(uintptr_t)arg);
-    } while (r == -1 && (errno == EINTR || errno == EAGAIN));
-    return r == -1 ? errno : 0;
-}
-
-/* KFD requests that can sleep in the driver: CREATE/DESTROY_QUEUE (HW map/unmap), WAIT_EVENTS,
- * ALLOC/FREE/MAP/UNMAP_MEMORY (page-table updates, TLB flushes), SVM, CRIU_OP. Any request that
- * is not KFD's ('K') may block too. */
-static int may_block(unsigned long request)
+/* KFD requests that return at once (no queue map/unmap, no page-table update, no wait): the
+ * GIL stays held for them, since releasing and re-taking it costs more than the call. Every
+ * other request, and any request that is not KFD's ('K'), may sleep in the driver (HWS queue
+ * remaps for UPDATE_QUEUE / SET_CU_MASK, VM set-up for ACQUIRE_VM, the debugger API, ...), so
+ * it runs with the GIL released. */
+static int returns_at_once(unsigned long request)
 {
     unsigned int type = (request >> 8) & 0xFF, nr = request & 0xFF;
     if (type != 'K')
-        return 1;
+        return 0;
     switch (nr) {
-    case 0x02: case 0x03: case 0x0C: case 0x16: case 0x17: case 0x18: case 0x19: case 0x20:
-    case 0x22:
+    case 0x01: /* GET_VERSION */
+    case 0x05: /* GET_CLOCK_COUNTERS */
+    case 0x06: /* GET_PROCESS_APERTURES */
+    case 0x09: /* DESTROY_EVENT */
+    case 0x0A: /* SET_EVENT */
+    case 0x0B: /* RESET_EVENT */
+    case 0x14: /* GET_PROCESS_APERTURES_NEW */
+    case 0x23: /* AVAILABLE_MEMORY */
         return 1;
     default:
         return 0;
     }
 }
 
+/* One ioctl, retried on EINTR and EAGAIN as libhsakmt's kmtIoctl does. Returns 0, the positive
+ * errno, or -1 with a Python exception set: on EINTR the Python signal handlers run first (as
+ * CPython does for its own system calls, PEP 475), so Ctrl-C or pytest-timeout's SIGALRM
+ * interrupt a request that keeps being interrupted, e.g. an infinite WAIT_EVENTS. */
 static int call_ioctl(int fd, unsigned long request, uint64_t arg)
 {
-    int err;
-    if (!may_block(request))
-        return do_ioctl(fd, request, arg);
-    Py_BEGIN_ALLOW_THREADS
-    err = do_ioctl(fd, request, arg);
-    Py_END_ALLOW_THREADS
-    return err;
+    int quick = returns_at_once(request);
+    for (;;) {
+        int r, err;
+        if (quick) {
+            r = ioctl(fd, request, (void *)(uintptr_t)arg);
+            err = errno;
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            r = ioctl(fd, request, (void *)(uintptr_t)arg);
+            err = errno;
+            Py_END_ALLOW_THREADS
+        }
+        if (r != -1)
+            return 0;
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+            continue;
+        }
+        if (err != EAGAIN)
+            return err;
+    }
 }
 
 static int parse_u64(PyObject *o, uint64_t *out)
@@ -109,7 +132,10 @@ static PyObject *py_ioctl(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     if (parse_ioctl_args(args, &fd, &req, &arg) < 0)
         return NULL;
-    return PyLong_FromLong(call_ioctl(fd, req, arg));
+    int err = call_ioctl(fd, req, arg);
+    if (err < 0)
+        return NULL;
+    return PyLong_FromLong(err);
 }
 
 static PyObject *py_ioctl_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -124,6 +150,8 @@ static PyObject *py_ioctl_checked(PyObject *self, PyObject *const *args, Py_ssiz
     if (parse_ioctl_args(args, &fd, &req, &arg) < 0)
         return NULL;
     int err = call_ioctl(fd, req, arg);
+    if (err < 0)
+        return NULL;
     if (err == 0)
         Py_RETURN_NONE;
     PyObject *code = PyLong_FromLong(err);
@@ -211,6 +239,20 @@ static PyObject *py_mprotect(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* On x86-64 a plain release store or acquire load is ordered for write-back memory only:
+ * stores to write-combined memory (a ring or signal in VRAM mapped through the BAR) may pass
+ * it, and the doorbell page is uncached. ROCr's atomic helpers put an sfence before every
+ * release store and an lfence after every acquire load for this reason (ROCR-Runtime
+ * src/core/util/atomic_helpers.h, X64_ORDER_WC); a doorbell ring must not overtake the packet
+ * it announces. Elsewhere the compiler's fences are enough. */
+#if defined(__x86_64__) || defined(__i386__)
+#define RELEASE_FENCE() _mm_sfence()
+#define ACQUIRE_FENCE() _mm_lfence()
+#else
+#define RELEASE_FENCE() __atomic_thread_fence(__ATOMIC_RELEASE)
+#define ACQUIRE_FENCE() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#endif
+
 static PyObject *py_store64(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t addr, value;
@@ -219,6 +261,7 @@ static PyObject *py_store64(PyObject *self, PyObject *const *args, Py_ssize_t na
             PyErr_SetString(PyExc_TypeError, "store64(addr, value)");
         return NULL;
     }
+    RELEASE_FENCE();
     __atomic_store_n((volatile uint64_t *)(uintptr_t)addr, value, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
@@ -231,6 +274,7 @@ static PyObject *py_store32(PyObject *self, PyObject *const *args, Py_ssize_t na
             PyErr_SetString(PyExc_TypeError, "store32(addr, value)");
         return NULL;
     }
+    RELEASE_FENCE();
     __atomic_store_n((volatile uint32_t *)(uintptr_t)addr, (uint32_t)value, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
@@ -244,6 +288,7 @@ static PyObject *py_load64(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     uint64_t v = __atomic_load_n((volatile uint64_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
+    ACQUIRE_FENCE();
     return PyLong_FromUnsignedLongLong(v);
 }
 
@@ -256,6 +301,7 @@ static PyObject *py_load32(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     uint32_t v = __atomic_load_n((volatile uint32_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
+    ACQUIRE_FENCE();
     return PyLong_FromUnsignedLong(v);
 }
 

@@ -208,6 +208,11 @@ HINTS: dict[tuple[str, int], str] = {
     ("SET_XNACK_MODE", E.EPERM): "the device does not support changing XNACK mode",
     ("SVM", E.EINVAL): "start_addr and size must be non-zero and page aligned",
     ("SMI_EVENTS", E.EINVAL): "gpuid is unknown",
+    ("RUNTIME_ENABLE", E.EBUSY): "the runtime is already enabled for this KFD process (every "
+                                 "/dev/kfd fd of an OS process shares one KFD process); disable "
+                                 "it first (mode_mask 0)",
+    ("RUNTIME_ENABLE", E.EEXIST): "the process already has queues: enable the runtime before "
+                                  "creating the first one",
     ("mmap", E.EINVAL): "the length does not match the object (doorbell slice, event page, one "
                         "MMIO page) or the offset is not one KFD handed out",
     ("mmap", E.ENODEV): "the gpu_id encoded in the offset is unknown",

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 SUPPORTED_MAJOR = 1
+_KFD_1_0 = (SUPPORTED_MAJOR, 0)
 WAIT_INFINITE = 0xFFFFFFFF  # KFD_EVENT_TIMEOUT_INFINITE (kfd_events.h)
 
 # -- result types ---------------------------------------------------------------------------
@@ -197,15 +198,9 @@ _cast = ffi.cast
 _UINTPTR = ffi.typeof("uintptr_t")
 _U64P = ffi.typeof("uint64_t *")
 
-
-def _ptr(spec: IoctlSpec):
-    return ffi.typeof(spec.struct + " *")
-
-
-_P = {name: _ptr(spec) for name, spec in IOCTLS.items()}
-_R = {name: spec.request for name, spec in IOCTLS.items()}
-_P_CQ17 = _ptr(CREATE_QUEUE_V17)
-_R_CQ17 = CREATE_QUEUE_V17.request
+# request number -> pointer ctype of its argument struct (the 1.17 CREATE_QUEUE included)
+_CTYPE = {spec.request: ffi.typeof(spec.struct + " *")
+          for spec in (*IOCTLS.values(), CREATE_QUEUE_V17)}
 _APERTURE_ARRAY = ffi.typeof("struct kfd_process_device_apertures[]")
 _EVENT_DATA_ARRAY = ffi.typeof("struct kfd_event_data[]")
 _U32_ARRAY = ffi.typeof("uint32_t[]")
@@ -213,6 +208,8 @@ _CHAR_ARRAY = ffi.typeof("char[]")
 _SVM_ATTR_P = ffi.typeof("struct kfd_ioctl_svm_attribute *")
 _SVM_ARGS_SIZE = ffi.sizeof("struct kfd_ioctl_svm_args")
 _SVM_ATTR_SIZE = ffi.sizeof("struct kfd_ioctl_svm_attribute")
+_IOC_SIZESHIFT = 16         # include/uapi/asm-generic/ioctl.h: size in bits [29:16]
+_IOC_SIZE_MAX = (1 << 14) - 1
 
 _QT_SDMA_BY_ENG_ID = int(lib.KFD_IOC_QUEUE_TYPE_SDMA_BY_ENG_ID)
 _EV_SIGNAL = int(lib.KFD_IOC_EVENT_SIGNAL)
@@ -271,6 +268,22 @@ def _bad_field(ioctl: str, ctype, fields: dict, exc: Exception) -> UsageError:
     return UsageError(f"{ioctl}: bad argument: {exc}")
 
 
+def _fill(ioctl: str, ctype, fields: dict) -> _Slot:
+    """A pooled, zeroed struct of `ctype` with `fields` set. A value that does not fit its C
+    field is a UsageError naming the ioctl and the field; nothing is sent then."""
+    slot = _take(ctype)
+    try:
+        slot.struct[0] = fields   # one C-level initialisation of the named fields
+    except (OverflowError, TypeError) as exc:
+        slot.give()
+        raise _bad_field(ioctl, ctype, fields, exc) from None
+    return slot
+
+
+def _num_of_nodes(struct) -> int:
+    return int(struct.num_of_nodes)
+
+
 def _check_u32_list(ioctl: str, name: str, values: Sequence[int]) -> None:
     for v in values:
         if not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
@@ -311,7 +324,6 @@ _RESULTS: dict[str, Callable] = {
     "ALLOC_QUEUE_GWS": lambda s: int(s.first_gws),
     "SMI_EVENTS": lambda s: int(s.anon_fd),
     "SET_XNACK_MODE": lambda s: bool(s.xnack_enabled > 0),
-    "RUNTIME_ENABLE": lambda s: int(s.capabilities_mask),
     "WAIT_EVENTS": lambda s: {_WAIT_COMPLETE: "complete", _WAIT_TIMEOUT: "timeout"}.get(
         int(s.wait_result), "fail"),
 }
@@ -465,141 +477,102 @@ class KFD:
             "first",
             {"kfd_version": have, "needs": need})
 
-    def _require(self, name: str) -> None:
-        need = IOCTLS[name].min_version
-        if self.version < need:
-            raise self._version_error(name, need)
+    def _require(self, spec: IoctlSpec) -> None:
+        # ioctls of KFD 1.0 (GET_VERSION among them) are sent before the version is known
+        if spec.min_version > _KFD_1_0 and self.version < spec.min_version:
+            raise self._version_error(spec.name, spec.min_version)
 
-    # -- calls ------------------------------------------------------------------------------
-    def _call(self, name: str, addr: int, request: int, passed: Callable[[], dict]) -> None:
-        err = self.port.ioctl(self.fd, request, addr)
-        if err:
-            raise kfd_error(name, err, passed())
+    # -- the one call path of the wrappers --------------------------------------------------
+    def _send(self, name: str, fields: dict, *, spec: IoctlSpec | None = None,
+              passed: dict | None = None, result: Callable | None = None):
+        """Send ioctl `name` with `fields` (struct field names) set in a zeroed struct.
+
+        Returns ``result(struct)`` (default: the ioctl's typed result, or None). A driver too
+        old for the request is refused before the syscall; a failure raises the typed KFDError
+        naming `passed` (default `fields`). `spec` selects another struct form of the request.
+        """
+        spec = spec or IOCTLS[name]
+        self._require(spec)
+        slot = _fill(name, _CTYPE[spec.request], fields)
+        try:
+            err = self.port.ioctl(self.fd, spec.request, slot.addr)
+            if err:
+                raise kfd_error(name, err, fields if passed is None else passed)
+            build = result or _RESULTS.get(name)
+            return None if build is None else build(slot.struct)
+        finally:
+            slot.give()
 
     def get_version(self) -> KFDVersion:
-        slot = _take(_P["GET_VERSION"])
-        a = slot.struct
-        self._call("GET_VERSION", slot.addr, _R["GET_VERSION"], dict)
-        version = KFDVersion(int(a.major_version), int(a.minor_version))
-        slot.give()
-        return version
+        return self._send("GET_VERSION", {})
 
     def acquire_vm(self, *, drm_fd: int, gpu_id: int) -> None:
         """Bind the GPU VM of the render node `drm_fd` to this process for `gpu_id`."""
-        ctype = _P["ACQUIRE_VM"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.drm_fd = drm_fd
-            a.gpu_id = gpu_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("ACQUIRE_VM", ctype, {"drm_fd": drm_fd, "gpu_id": gpu_id},
-                             exc) from None
-        err = self.port.ioctl(self.fd, _R["ACQUIRE_VM"], slot.addr)
-        if err:
-            raise kfd_error("ACQUIRE_VM", err, {"drm_fd": drm_fd, "gpu_id": gpu_id})
-        slot.give()
+        self._send("ACQUIRE_VM", {"drm_fd": drm_fd, "gpu_id": gpu_id})
 
     def get_process_apertures(self) -> list[Apertures]:
-        """GET_PROCESS_APERTURES_NEW: ask for the count (num_of_nodes = 0), then the entries."""
-        slot = _take(_P["GET_PROCESS_APERTURES_NEW"])
-        a = slot.struct
-        request = _R["GET_PROCESS_APERTURES_NEW"]
-        self._call("GET_PROCESS_APERTURES_NEW", slot.addr, request, lambda: {"num_of_nodes": 0})
-        count = int(a.num_of_nodes)
+        """GET_PROCESS_APERTURES_NEW: ask for the count (num_of_nodes = 0), then the entries.
+
+        The driver fills at most the count asked for (a GPU that appeared in between is left
+        out), so the entries read are the ones it reports filled.
+        """
+        count = self._send("GET_PROCESS_APERTURES_NEW", {"num_of_nodes": 0},
+                           result=_num_of_nodes)
         if count == 0:
-            slot.give()
             return []
         entries = _new(_APERTURE_ARRAY, count)
-        a.kfd_process_device_apertures_ptr = _addr(entries)
-        a.num_of_nodes = count
-        self._call("GET_PROCESS_APERTURES_NEW", slot.addr, request,
-                   lambda: {"num_of_nodes": count})
-        filled = min(int(a.num_of_nodes), count)
-        slot.give()
+        filled = self._send("GET_PROCESS_APERTURES_NEW",
+                            {"kfd_process_device_apertures_ptr": _addr(entries),
+                             "num_of_nodes": count},
+                            passed={"num_of_nodes": count}, result=_num_of_nodes)
         return [Apertures(int(e.gpu_id), int(e.lds_base), int(e.lds_limit),
                           int(e.scratch_base), int(e.scratch_limit), int(e.gpuvm_base),
                           int(e.gpuvm_limit))
-                for e in (entries[i] for i in range(filled))]
+                for e in (entries[i] for i in range(min(filled, count)))]
 
     # -- memory -----------------------------------------------------------------------------
     def alloc_memory(self, *, gpu_id: int, size: int, flags: int, va_addr: int = 0,
                      mmap_offset: int = 0) -> Allocation:
         """ALLOC_MEMORY_OF_GPU. For USERPTR, `mmap_offset` is the host address.
 
-        `flags` may be negative: the header defines WRITABLE as the C int ``(1 << 31)``, so
-        ``lib.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE`` reads as -2**31; it is taken as the u32 bits.
+        `flags` is the __u32 of KFD_IOC_ALLOC_MEM_FLAGS_* bits (``abi.lib`` has them unsigned).
+        A negative value, the C int reading of WRITABLE ``(1 << 31)``, is taken as its u32 bits.
         """
         if -(1 << 31) <= flags < 0:
             flags &= 0xFFFFFFFF
-        ctype = _P["ALLOC_MEMORY_OF_GPU"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-            a.size = size
-            a.flags = flags
-            a.va_addr = va_addr
-            a.mmap_offset = mmap_offset
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("ALLOC_MEMORY_OF_GPU", ctype, {
-                "gpu_id": gpu_id, "size": size, "flags": flags, "va_addr": va_addr,
-                "mmap_offset": mmap_offset}, exc) from None
-        err = self.port.ioctl(self.fd, _R["ALLOC_MEMORY_OF_GPU"], slot.addr)
-        if err:
-            raise kfd_error("ALLOC_MEMORY_OF_GPU", err, {
-                "gpu_id": gpu_id, "size": size, "flags": flags, "va_addr": va_addr,
-                "mmap_offset": mmap_offset})
-        result = Allocation(int(a.handle), int(a.mmap_offset), int(a.va_addr), int(a.size),
-                            int(a.flags), int(a.gpu_id))
-        slot.give()
-        return result
+        return self._send("ALLOC_MEMORY_OF_GPU", {
+            "gpu_id": gpu_id, "size": size, "flags": flags, "va_addr": va_addr,
+            "mmap_offset": mmap_offset})
 
     def free_memory(self, *, handle: int) -> None:
-        ctype = _P["FREE_MEMORY_OF_GPU"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.handle = handle
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("FREE_MEMORY_OF_GPU", ctype, {"handle": handle}, exc) from None
-        err = self.port.ioctl(self.fd, _R["FREE_MEMORY_OF_GPU"], slot.addr)
-        if err:
-            raise kfd_error("FREE_MEMORY_OF_GPU", err, {"handle": handle})
-        slot.give()
+        self._send("FREE_MEMORY_OF_GPU", {"handle": handle})
 
     def _map_unmap(self, name: str, handle: int, gpu_ids: Sequence[int], n_success: int) -> int:
         ids = list(gpu_ids)
         _check_u32_list(name, "gpu_ids", ids)
-        ctype = _P[name]
-        slot = _take(ctype)
-        a = slot.struct
         array = _new(_U32_ARRAY, ids) if ids else ffi.NULL
+        slot = _fill(name, _CTYPE[IOCTLS[name].request], {
+            "handle": handle, "device_ids_array_ptr": _addr(array), "n_devices": len(ids),
+            "n_success": n_success})
         try:
-            a.handle = handle
-            a.device_ids_array_ptr = _addr(array)
-            a.n_devices = len(ids)
-            a.n_success = n_success
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field(name, ctype, {"handle": handle, "n_success": n_success},
-                             exc) from None
-        err = self.port.ioctl(self.fd, _R[name], slot.addr)
-        if err:
-            done = int(a.n_success)
-            hint = hint_for(name, err)
-            if len(ids) > 1 or done:
-                hint = (hint + "; " if hint else "") + (
-                    f"{done} of {len(ids)} devices succeeded before the failure (the driver "
-                    f"reports n_success={done}; pass n_success={done} to resume)")
-            passed = {"handle": handle, "gpu_ids": ids}
-            if n_success:
-                passed["n_success"] = n_success
-            exc = kfd_error(name, err, passed, hint=hint)
-            exc.n_success = done
-            raise exc
-        done = int(a.n_success)
-        slot.give()
-        return done
+            err = self.port.ioctl(self.fd, IOCTLS[name].request, slot.addr)
+            # the driver copies n_success back on failure too (facts-kfd.md §2.0)
+            done = int(slot.struct.n_success)
+        finally:
+            slot.give()
+        if not err:
+            return done
+        hint = hint_for(name, err)
+        if len(ids) > 1 or done:
+            hint = (hint + "; " if hint else "") + (
+                f"{done} of {len(ids)} devices succeeded before the failure (the driver "
+                f"reports n_success={done}; pass n_success={done} to resume)")
+        passed = {"handle": handle, "gpu_ids": ids}
+        if n_success:
+            passed["n_success"] = n_success
+        exc = kfd_error(name, err, passed, hint=hint)
+        exc.n_success = done
+        raise exc
 
     def map_memory(self, *, handle: int, gpu_ids: Sequence[int], n_success: int = 0) -> int:
         """MAP_MEMORY_TO_GPU on every gpu_id; returns n_success (== len(gpu_ids)).
@@ -615,20 +588,7 @@ class KFD:
 
     def available_memory(self, *, gpu_id: int) -> int:
         """AVAILABLE_MEMORY (KFD ≥ 1.9): VRAM bytes still allocatable on `gpu_id`."""
-        self._require("AVAILABLE_MEMORY")
-        ctype = _P["AVAILABLE_MEMORY"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("AVAILABLE_MEMORY", ctype, {"gpu_id": gpu_id}, exc) from None
-        err = self.port.ioctl(self.fd, _R["AVAILABLE_MEMORY"], slot.addr)
-        if err:
-            raise kfd_error("AVAILABLE_MEMORY", err, {"gpu_id": gpu_id})
-        available = int(a.available)
-        slot.give()
-        return available
+        return self._send("AVAILABLE_MEMORY", {"gpu_id": gpu_id})
 
     # -- queues -----------------------------------------------------------------------------
     def create_queue(self, *, gpu_id: int, queue_type: int, ring_base: int, ring_size: int,
@@ -648,189 +608,72 @@ class KFD:
         if queue_type == _QT_SDMA_BY_ENG_ID and sdma_engine_id is None:
             raise UsageError("CREATE_QUEUE: queue type SDMA_BY_ENG_ID needs sdma_engine_id (the "
                              "SDMA engine to put the queue on)")
-        ctype = _P_CQ17 if v17 else _P["CREATE_QUEUE"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-            a.queue_type = queue_type
-            a.ring_base_address = ring_base
-            a.ring_size = ring_size
-            a.write_pointer_address = write_pointer
-            a.read_pointer_address = read_pointer
-            a.queue_percentage = percentage
-            a.queue_priority = priority
-            a.eop_buffer_address = eop_buffer_address
-            a.eop_buffer_size = eop_buffer_size
-            a.ctx_save_restore_address = ctx_save_restore_address
-            a.ctx_save_restore_size = ctx_save_restore_size
-            a.ctl_stack_size = ctl_stack_size
-            if v17:
-                a.sdma_engine_id = sdma_engine_id or 0
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("CREATE_QUEUE", ctype, self._cq_args(locals()), exc) from None
-        err = self.port.ioctl(self.fd, _R_CQ17 if v17 else _R["CREATE_QUEUE"], slot.addr)
-        if err:
-            raise kfd_error("CREATE_QUEUE", err, self._cq_args(locals()))
-        info = QueueInfo(int(a.queue_id), int(a.doorbell_offset), int(a.ring_size))
-        slot.give()
-        return info
-
-    @staticmethod
-    def _cq_args(local: dict) -> dict:
-        names = {
-            "gpu_id": "gpu_id", "queue_type": "queue_type", "ring_base": "ring_base_address",
-            "ring_size": "ring_size", "write_pointer": "write_pointer_address",
-            "read_pointer": "read_pointer_address", "percentage": "queue_percentage",
-            "priority": "queue_priority", "eop_buffer_address": "eop_buffer_address",
-            "eop_buffer_size": "eop_buffer_size",
-            "ctx_save_restore_address": "ctx_save_restore_address",
-            "ctx_save_restore_size": "ctx_save_restore_size",
-            "ctl_stack_size": "ctl_stack_size", "sdma_engine_id": "sdma_engine_id",
+        fields = {
+            "gpu_id": gpu_id, "queue_type": queue_type, "ring_base_address": ring_base,
+            "ring_size": ring_size, "write_pointer_address": write_pointer,
+            "read_pointer_address": read_pointer, "queue_percentage": percentage,
+            "queue_priority": priority, "eop_buffer_address": eop_buffer_address,
+            "eop_buffer_size": eop_buffer_size,
+            "ctx_save_restore_address": ctx_save_restore_address,
+            "ctx_save_restore_size": ctx_save_restore_size, "ctl_stack_size": ctl_stack_size,
         }
-        return {field: local[arg] for arg, field in names.items() if local.get(arg) is not None}
+        if sdma_engine_id is not None:
+            fields["sdma_engine_id"] = sdma_engine_id
+        # a 1.17+ driver gets the 96-byte struct (sdma_engine_id 0 unless given), older ones
+        # the header's 88-byte one: the driver copies the size the request encodes (§2.0)
+        return self._send("CREATE_QUEUE", fields,
+                          spec=CREATE_QUEUE_V17 if v17 else IOCTLS["CREATE_QUEUE"])
 
     def destroy_queue(self, *, queue_id: int) -> None:
-        ctype = _P["DESTROY_QUEUE"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.queue_id = queue_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("DESTROY_QUEUE", ctype, {"queue_id": queue_id}, exc) from None
-        err = self.port.ioctl(self.fd, _R["DESTROY_QUEUE"], slot.addr)
-        if err:
-            raise kfd_error("DESTROY_QUEUE", err, {"queue_id": queue_id})
-        slot.give()
+        self._send("DESTROY_QUEUE", {"queue_id": queue_id})
 
     def update_queue(self, *, queue_id: int, ring_base: int, ring_size: int,
                      percentage: int = 100, priority: int = 7) -> None:
         """UPDATE_QUEUE. A ring address or size of 0, or percentage 0, deactivates the queue."""
-        ctype = _P["UPDATE_QUEUE"]
-        fields = {"queue_id": queue_id, "ring_base_address": ring_base, "ring_size": ring_size,
-                  "queue_percentage": percentage, "queue_priority": priority}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.queue_id = queue_id
-            a.ring_base_address = ring_base
-            a.ring_size = ring_size
-            a.queue_percentage = percentage
-            a.queue_priority = priority
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("UPDATE_QUEUE", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["UPDATE_QUEUE"], slot.addr)
-        if err:
-            raise kfd_error("UPDATE_QUEUE", err, fields)
-        slot.give()
+        self._send("UPDATE_QUEUE", {
+            "queue_id": queue_id, "ring_base_address": ring_base, "ring_size": ring_size,
+            "queue_percentage": percentage, "queue_priority": priority})
 
     def set_cu_mask(self, *, queue_id: int, mask: Sequence[int]) -> None:
         """SET_CU_MASK: `mask` is a list of u32 words, bit i of word w = CU 32·w + i."""
         words = list(mask)
         _check_u32_list("SET_CU_MASK", "mask", words)
-        ctype = _P["SET_CU_MASK"]
-        slot = _take(ctype)
-        a = slot.struct
         array = _new(_U32_ARRAY, words) if words else ffi.NULL
-        try:
-            a.queue_id = queue_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("SET_CU_MASK", ctype, {"queue_id": queue_id}, exc) from None
-        a.num_cu_mask = 32 * len(words)
-        a.cu_mask_ptr = _addr(array)
-        err = self.port.ioctl(self.fd, _R["SET_CU_MASK"], slot.addr)
-        if err:
-            raise kfd_error("SET_CU_MASK", err, {
-                "queue_id": queue_id, "mask": [hex(w) for w in words],
-                "num_cu_mask": 32 * len(words)})
-        slot.give()
+        self._send("SET_CU_MASK", {"queue_id": queue_id, "num_cu_mask": 32 * len(words),
+                                   "cu_mask_ptr": _addr(array)},
+                   passed={"queue_id": queue_id, "mask": [hex(w) for w in words],
+                           "num_cu_mask": 32 * len(words)})
 
     def get_queue_wave_state(self, *, queue_id: int, ctl_stack_address: int) -> WaveState:
         """GET_QUEUE_WAVE_STATE: copy the queue's control stack to `ctl_stack_address`."""
-        ctype = _P["GET_QUEUE_WAVE_STATE"]
-        fields = {"queue_id": queue_id, "ctl_stack_address": ctl_stack_address}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.queue_id = queue_id
-            a.ctl_stack_address = ctl_stack_address
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("GET_QUEUE_WAVE_STATE", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["GET_QUEUE_WAVE_STATE"], slot.addr)
-        if err:
-            raise kfd_error("GET_QUEUE_WAVE_STATE", err, fields)
-        state = WaveState(int(a.ctl_stack_used_size), int(a.save_area_used_size))
-        slot.give()
-        return state
+        return self._send("GET_QUEUE_WAVE_STATE", {"queue_id": queue_id,
+                                                   "ctl_stack_address": ctl_stack_address})
 
     def alloc_queue_gws(self, *, queue_id: int, num_gws: int) -> int:
         """ALLOC_QUEUE_GWS: give the queue `num_gws` global wave sync entries; returns the
         first one."""
-        ctype = _P["ALLOC_QUEUE_GWS"]
-        fields = {"queue_id": queue_id, "num_gws": num_gws}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.queue_id = queue_id
-            a.num_gws = num_gws
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("ALLOC_QUEUE_GWS", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["ALLOC_QUEUE_GWS"], slot.addr)
-        if err:
-            raise kfd_error("ALLOC_QUEUE_GWS", err, fields)
-        first = int(a.first_gws)
-        slot.give()
-        return first
+        return self._send("ALLOC_QUEUE_GWS", {"queue_id": queue_id, "num_gws": num_gws})
 
     # -- events -----------------------------------------------------------------------------
     def create_event(self, *, event_type: int, auto_reset: bool = True, node_id: int = 0,
                      event_page_handle: int = 0) -> EventInfo:
         """CREATE_EVENT. `event_page_handle` (a GTT memory handle) makes that BO the
         process's signal event page; it can be given once per process."""
-        ctype = _P["CREATE_EVENT"]
-        fields = {"event_type": event_type, "auto_reset": int(auto_reset), "node_id": node_id,
-                  "event_page_offset": event_page_handle}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.event_type = event_type
-            a.auto_reset = int(auto_reset)
-            a.node_id = node_id
-            a.event_page_offset = event_page_handle
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("CREATE_EVENT", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["CREATE_EVENT"], slot.addr)
-        if err:
-            raise kfd_error("CREATE_EVENT", err, fields)
-        event_id = int(a.event_id)
-        self._event_types[event_id] = event_type
-        info = EventInfo(event_id, int(a.event_trigger_data), int(a.event_page_offset),
-                         int(a.event_slot_index), event_type, bool(auto_reset))
-        slot.give()
+        info = self._send("CREATE_EVENT", {
+            "event_type": event_type, "auto_reset": int(auto_reset), "node_id": node_id,
+            "event_page_offset": event_page_handle})
+        self._event_types[info.event_id] = event_type
         return info
 
-    def _event_op(self, name: str, event_id: int) -> None:
-        ctype = _P[name]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.event_id = event_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field(name, ctype, {"event_id": event_id}, exc) from None
-        err = self.port.ioctl(self.fd, _R[name], slot.addr)
-        if err:
-            raise kfd_error(name, err, {"event_id": event_id})
-        slot.give()
-
     def destroy_event(self, *, event_id: int) -> None:
-        self._event_op("DESTROY_EVENT", event_id)
+        self._send("DESTROY_EVENT", {"event_id": event_id})
         self._event_types.pop(event_id, None)
 
     def set_event(self, *, event_id: int) -> None:
-        self._event_op("SET_EVENT", event_id)
+        self._send("SET_EVENT", {"event_id": event_id})
 
     def reset_event(self, *, event_id: int) -> None:
-        self._event_op("RESET_EVENT", event_id)
+        self._send("RESET_EVENT", {"event_id": event_id})
 
     def wait_events(self, *, event_ids: Sequence[int], timeout_ms: int | None,
                     wait_for_all: bool = False,
@@ -861,15 +704,15 @@ class KFD:
             for i, age in enumerate(ages):
                 # the 1.14 union member signal_event_data.last_event_age is the first u64
                 _cast(_U64P, entries + i)[0] = age
-        slot = _take(_P["WAIT_EVENTS"])
-        a = slot.struct
-        a.events_ptr = _addr(entries)
-        a.num_events = len(ids)
-        a.wait_for_all = 1 if wait_for_all else 0
-        a.timeout = timeout
-        err = self.port.ioctl(self.fd, _R["WAIT_EVENTS"], slot.addr)
-        result = int(a.wait_result)
-        slot.give()
+        spec = IOCTLS["WAIT_EVENTS"]
+        slot = _fill("WAIT_EVENTS", _CTYPE[spec.request], {
+            "events_ptr": _addr(entries), "num_events": len(ids),
+            "wait_for_all": 1 if wait_for_all else 0, "timeout": timeout})
+        try:
+            err = self.port.ioctl(self.fd, spec.request, slot.addr)
+            result = int(slot.struct.wait_result)   # copied back on failure too (§2.0)
+        finally:
+            slot.give()
         if err or result not in (_WAIT_COMPLETE, _WAIT_TIMEOUT):
             exc = kfd_error("WAIT_EVENTS", err or _errno.EIO, {
                 "event_ids": ids, "wait_for_all": bool(wait_for_all), "timeout_ms": timeout_ms})
@@ -892,89 +735,31 @@ class KFD:
 
     # -- misc -------------------------------------------------------------------------------
     def get_clock_counters(self, *, gpu_id: int) -> ClockCounters:
-        ctype = _P["GET_CLOCK_COUNTERS"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("GET_CLOCK_COUNTERS", ctype, {"gpu_id": gpu_id}, exc) from None
-        err = self.port.ioctl(self.fd, _R["GET_CLOCK_COUNTERS"], slot.addr)
-        if err:
-            raise kfd_error("GET_CLOCK_COUNTERS", err, {"gpu_id": gpu_id})
-        counters = ClockCounters(int(a.gpu_clock_counter), int(a.cpu_clock_counter),
-                                 int(a.system_clock_counter), int(a.system_clock_freq))
-        slot.give()
-        return counters
+        return self._send("GET_CLOCK_COUNTERS", {"gpu_id": gpu_id})
 
     def set_memory_policy(self, *, gpu_id: int, default_policy: int, alternate_policy: int,
                           alternate_aperture_base: int = 0,
                           alternate_aperture_size: int = 0) -> None:
         """SET_MEMORY_POLICY: KFD_IOC_CACHE_POLICY_COHERENT (0) or NONCOHERENT (1)."""
-        ctype = _P["SET_MEMORY_POLICY"]
-        fields = {"gpu_id": gpu_id, "default_policy": default_policy,
-                  "alternate_policy": alternate_policy,
-                  "alternate_aperture_base": alternate_aperture_base,
-                  "alternate_aperture_size": alternate_aperture_size}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-            a.default_policy = default_policy
-            a.alternate_policy = alternate_policy
-            a.alternate_aperture_base = alternate_aperture_base
-            a.alternate_aperture_size = alternate_aperture_size
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("SET_MEMORY_POLICY", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["SET_MEMORY_POLICY"], slot.addr)
-        if err:
-            raise kfd_error("SET_MEMORY_POLICY", err, fields)
-        slot.give()
+        self._send("SET_MEMORY_POLICY", {
+            "gpu_id": gpu_id, "default_policy": default_policy,
+            "alternate_policy": alternate_policy,
+            "alternate_aperture_base": alternate_aperture_base,
+            "alternate_aperture_size": alternate_aperture_size})
 
     def set_scratch_backing_va(self, *, gpu_id: int, va_addr: int) -> None:
-        ctype = _P["SET_SCRATCH_BACKING_VA"]
-        fields = {"gpu_id": gpu_id, "va_addr": va_addr}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-            a.va_addr = va_addr
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("SET_SCRATCH_BACKING_VA", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["SET_SCRATCH_BACKING_VA"], slot.addr)
-        if err:
-            raise kfd_error("SET_SCRATCH_BACKING_VA", err, fields)
-        slot.give()
+        self._send("SET_SCRATCH_BACKING_VA", {"gpu_id": gpu_id, "va_addr": va_addr})
 
     def set_trap_handler(self, *, gpu_id: int, tba_addr: int, tma_addr: int) -> None:
         """SET_TRAP_HANDLER: second-level trap handler base (TBA) and memory (TMA)."""
-        ctype = _P["SET_TRAP_HANDLER"]
-        fields = {"gpu_id": gpu_id, "tba_addr": tba_addr, "tma_addr": tma_addr}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpu_id = gpu_id
-            a.tba_addr = tba_addr
-            a.tma_addr = tma_addr
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("SET_TRAP_HANDLER", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["SET_TRAP_HANDLER"], slot.addr)
-        if err:
-            raise kfd_error("SET_TRAP_HANDLER", err, fields)
-        slot.give()
+        self._send("SET_TRAP_HANDLER", {"gpu_id": gpu_id, "tba_addr": tba_addr,
+                                        "tma_addr": tma_addr})
 
     def set_xnack_mode(self, *, enabled: bool | None) -> bool:
         """SET_XNACK_MODE (KFD ≥ 1.5): None queries; returns the mode now in force."""
-        self._require("SET_XNACK_MODE")
-        slot = _take(_P["SET_XNACK_MODE"])
-        a = slot.struct
-        a.xnack_enabled = -1 if enabled is None else int(bool(enabled))
-        err = self.port.ioctl(self.fd, _R["SET_XNACK_MODE"], slot.addr)
-        if err:
-            raise kfd_error("SET_XNACK_MODE", err, {"enabled": enabled})
-        mode = int(a.xnack_enabled) > 0
-        slot.give()
-        return mode
+        return self._send("SET_XNACK_MODE",
+                          {"xnack_enabled": -1 if enabled is None else int(bool(enabled))},
+                          passed={"enabled": enabled})
 
     def svm(self, *, op: int, start_addr: int, size: int,
             attrs: Iterable[tuple[int, int] | SVMAttribute] = ()) -> list[SVMAttribute]:
@@ -982,74 +767,52 @@ class KFD:
 
         Returns the attributes as the driver left them (GET_ATTR fills in the values).
         """
-        self._require("SVM")
+        spec = IOCTLS["SVM"]
+        self._require(spec)
         pairs = [(a.type, a.value) if isinstance(a, SVMAttribute) else tuple(a) for a in attrs]
         for t, v in pairs:
             _check_u32_list("SVM", "attrs", [t, v])
-        fields = {"op": op, "start_addr": start_addr, "size": size,
-                  "attrs": [SVMAttribute(t, v) for t, v in pairs]}
-        buf = _new(_CHAR_ARRAY, _SVM_ARGS_SIZE + _SVM_ATTR_SIZE * max(len(pairs), 1))
-        ctype = _P["SVM"]
-        a = _cast(ctype, buf)
+        fields = {"op": op, "start_addr": start_addr, "size": size}
+        # The attributes follow the fixed struct (a flexible array member) and the request
+        # encodes the size of both: the driver copies in and out exactly that many bytes
+        # (libhsakmt sends AMDKFD_IOC_SVM + (attributes size << _IOC_SIZESHIFT)).
+        total = _SVM_ARGS_SIZE + _SVM_ATTR_SIZE * len(pairs)
+        if total > _IOC_SIZE_MAX:
+            raise UsageError(f"SVM: {len(pairs)} attributes do not fit one request (the ioctl "
+                             f"size field holds at most {_IOC_SIZE_MAX} bytes, "
+                             f"{(_IOC_SIZE_MAX - _SVM_ARGS_SIZE) // _SVM_ATTR_SIZE} attributes)")
+        request = spec.request + ((total - _SVM_ARGS_SIZE) << _IOC_SIZESHIFT)
+        buf = _new(_CHAR_ARRAY, max(total, _SVM_ARGS_SIZE + _SVM_ATTR_SIZE))
+        a = _cast(_CTYPE[spec.request], buf)
         items = _cast(_SVM_ATTR_P, buf + _SVM_ARGS_SIZE)
         try:
-            a.op = op
-            a.start_addr = start_addr
-            a.size = size
+            a[0] = {**fields, "nattr": len(pairs)}
         except (OverflowError, TypeError) as exc:
-            raise _bad_field("SVM", ctype, {"op": op, "start_addr": start_addr, "size": size},
-                             exc) from None
-        a.nattr = len(pairs)
+            raise _bad_field("SVM", _CTYPE[spec.request], fields, exc) from None
         for i, (t, v) in enumerate(pairs):
             items[i].type = t
             items[i].value = v
-        err = self.port.ioctl(self.fd, _R["SVM"], _addr(a))
+        err = self.port.ioctl(self.fd, request, _addr(a))
         if err:
-            raise kfd_error("SVM", err, fields)
+            raise kfd_error("SVM", err, {**fields, "attrs": [SVMAttribute(t, v)
+                                                             for t, v in pairs]})
         return [SVMAttribute(int(items[i].type), int(items[i].value)) for i in range(len(pairs))]
 
     def smi_events(self, *, gpu_id: int) -> int:
         """SMI_EVENTS (KFD ≥ 1.3): returns an fd that reports system-management events."""
-        self._require("SMI_EVENTS")
-        ctype = _P["SMI_EVENTS"]
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.gpuid = gpu_id
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("SMI_EVENTS", ctype, {"gpuid": gpu_id}, exc) from None
-        err = self.port.ioctl(self.fd, _R["SMI_EVENTS"], slot.addr)
-        if err:
-            raise kfd_error("SMI_EVENTS", err, {"gpu_id": gpu_id})
-        anon_fd = int(a.anon_fd)
-        slot.give()
-        return anon_fd
+        return self._send("SMI_EVENTS", {"gpuid": gpu_id})
 
     def runtime_enable(self, *, r_debug: int = 0,
                        mode_mask: int = int(lib.KFD_RUNTIME_ENABLE_MODE_ENABLE_MASK),
-                       capabilities_mask: int = 0) -> int:
-        """RUNTIME_ENABLE (KFD ≥ 1.13, the debugger API): the runtime is up (for debuggers).
+                       capabilities_mask: int = 0) -> None:
+        """RUNTIME_ENABLE (KFD ≥ 1.13, the debugger API): tell a debugger the runtime is up
+        (mode_mask ENABLE), or down (mode_mask 0).
 
-        Returns the driver's capabilities_mask.
+        Once per KFD process and before its first queue (EBUSY, EEXIST otherwise). Under a
+        debugger the driver waits for it to acknowledge; the wait can be interrupted.
         """
-        self._require("RUNTIME_ENABLE")
-        ctype = _P["RUNTIME_ENABLE"]
-        fields = {"r_debug": r_debug, "mode_mask": mode_mask,
-                  "capabilities_mask": capabilities_mask}
-        slot = _take(ctype)
-        a = slot.struct
-        try:
-            a.r_debug = r_debug
-            a.mode_mask = mode_mask
-            a.capabilities_mask = capabilities_mask
-        except (OverflowError, TypeError) as exc:
-            raise _bad_field("RUNTIME_ENABLE", ctype, fields, exc) from None
-        err = self.port.ioctl(self.fd, _R["RUNTIME_ENABLE"], slot.addr)
-        if err:
-            raise kfd_error("RUNTIME_ENABLE", err, fields)
-        caps = int(a.capabilities_mask)
-        slot.give()
-        return caps
+        self._send("RUNTIME_ENABLE", {"r_debug": r_debug, "mode_mask": mode_mask,
+                                      "capabilities_mask": capabilities_mask})
 
     # -- mmap on the KFD fd -----------------------------------------------------------------
     def mmap(self, *, offset: int, length: int, addr: int = 0, prot: int = _PROT_RW,
@@ -1077,11 +840,9 @@ class KFD:
         """
         if name not in IOCTLS:
             raise UsageError(f"unknown ioctl {name!r}; known: {', '.join(IOCTLS)}")
-        if name == "CREATE_QUEUE" and self.has(17):
-            spec, ctype = CREATE_QUEUE_V17, _P_CQ17
-        else:
-            self._require(name)
-            spec, ctype = IOCTLS[name], _P[name]
+        spec = CREATE_QUEUE_V17 if name == "CREATE_QUEUE" and self.has(17) else IOCTLS[name]
+        self._require(spec)
+        ctype = _CTYPE[spec.request]
         struct = _new(ctype)
         keep = []
         known = {f for f, _ in ctype.item.fields}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import _syscall
-from .abi import BY_NR, ffi, ioc_nr, ioc_size, ioc_type, struct_to_dict
+from .abi import BY_NR, CREATE_QUEUE_V17, ffi, ioc_nr, ioc_size, ioc_type, struct_to_dict
 
 KFD_PATH = "/dev/kfd"
 TOPOLOGY_PATH = "/sys/devices/virtual/kfd/kfd/topology"
@@ -197,13 +197,15 @@ class Port:
 
 
 def _describe(request: int) -> tuple[str, str | None]:
+    """The ioctl's name and the struct to snapshot for the trace (None: the address only)."""
     if ioc_type(request) == _KFD_IOC_TYPE:
         spec = BY_NR.get(ioc_nr(request))
         if spec is not None:
-            if ioc_size(request) == ffi.sizeof(spec.struct):
+            size = ioc_size(request)
+            if spec.nr == CREATE_QUEUE_V17.nr and size == CREATE_QUEUE_V17.size:
+                return spec.name, CREATE_QUEUE_V17.struct
+            if size >= ffi.sizeof(spec.struct):   # SVM: its attributes follow the struct
                 return spec.name, spec.struct
-            if spec.name == "CREATE_QUEUE":
-                return spec.name, "struct amdgpu_kfd_create_queue_args_v17"
             return spec.name, None
         return f"KFD_IOC_{ioc_nr(request):#04x}", None
     return f"ioctl {request:#x}", None

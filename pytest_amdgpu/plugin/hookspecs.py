@@ -22,7 +22,10 @@ def pytest_amdgpu_register_backends(register) -> None:
     """Register backends (sources of Ports) with ``register``.
 
     ``register(backend)`` takes a :class:`pytest_amdgpu.backends.Backend`, or the same fields as
-    arguments: ``register(name, make_port, available=None, description="", simulated=False)``.
+    arguments: ``register(name, make_port, available=None, description="", simulated=False,
+    make_peer_port=None)``. ``make_peer_port(port, **options)`` is for backends whose devices a
+    forked child cannot reach: ``amdgpu_process`` then runs its function in a thread on a peer
+    port of the device's port instead of in a child process.
     A later registration of a name replaces the earlier one. The hook is historic: a plugin
     registered after the call is still asked.
     """

@@ -2,14 +2,15 @@
 
 The same test code works on both backends:
 
-- hardware (and any non-simulated backend): each call forks a child, which opens its own
+- hardware (any backend without peer ports): each call forks a child, which opens its own
   /dev/kfd (the driver makes a new KFD process for the child's address space), opens the same
   GPU and runs the function; the result comes back pickled through a pipe. The child ends with
   ``os._exit`` when the function returns, so the driver frees everything it made.
-- the simulator: each call opens a second simulated process (a new SimPort) on the very same
-  simulated machine, runs the function in a thread, and closes that process afterwards. Results,
-  exceptions and messages make the same pickle round trip as on hardware, so a test that works
-  here does not break on a GPU for passing something that cannot cross a process boundary.
+- the simulator (any backend with ``Backend.make_peer_port``): each call opens a second KFD
+  process on the very same simulated machine through a peer port of the device's port, runs the
+  function in a thread, and closes that process afterwards. Results, exceptions and messages
+  make the same pickle round trip as on hardware, so a test that works here does not break on a
+  GPU for passing something that cannot cross a process boundary.
 
 Use::
 
@@ -45,9 +46,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AmdgpuError, GPUTimeoutError
+
+if TYPE_CHECKING:
+    from ..backends import Backend
 
 
 class OtherProcessError(AmdgpuError):
@@ -152,7 +156,7 @@ class ProcessTask:
                                f"{timeout:g} s (--amdgpu-timeout or timeout=)")
 
 
-# --- simulator: a second simulated process on the same machine, in a thread -----------------
+# --- a peer port: a second KFD process on the same (simulated) machine, in a thread ----------
 
 class _ThreadTask(ProcessTask):
     def __init__(self, owner: OtherProcess, description: str, body: Callable[[Link], Any]
@@ -203,7 +207,7 @@ class _ThreadTask(ProcessTask):
         return self._finished.is_set()
 
     def kill(self) -> None:
-        """A thread cannot be killed; closing its simulated process makes its calls fail."""
+        """A thread cannot be killed; closing its peer process makes its calls fail."""
 
 
 # --- hardware: a forked child ------------------------------------------------------------------
@@ -337,10 +341,10 @@ class _ForkTask(ProcessTask):
 class OtherProcess:
     """The ``amdgpu_process`` fixture: a second KFD process on the test's device."""
 
-    def __init__(self, device: Any, backend: Any, timeout: float) -> None:
+    def __init__(self, device: Any, backend: Backend, timeout: float) -> None:
         self.device = device            # the test process's Device (not usable in the other)
         self.backend = backend
-        self.simulated = bool(backend.simulated)
+        self.in_thread = backend.make_peer_port is not None
         self.target = device.name
         self.gpu_id = device.gpu_id
         self.index = device.index
@@ -348,7 +352,7 @@ class OtherProcess:
         self.tasks: list[ProcessTask] = []
 
     def __repr__(self) -> str:
-        kind = "simulated process" if self.simulated else "forked child"
+        kind = "peer process in a thread" if self.in_thread else "forked child"
         return f"<amdgpu_process: {kind} on {self.target} gpu_id {self.gpu_id:#x}>"
 
     def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
@@ -365,24 +369,21 @@ class OtherProcess:
                            getattr(fn, "__name__", "function"))
 
     def _start(self, call: Callable[[Any, Link], Any], name: str) -> ProcessTask:
-        if self.simulated and self.backend.name == "sim":
-            task: ProcessTask = _ThreadTask(self, name, self._sim_body(call))
+        if self.in_thread:
+            task: ProcessTask = _ThreadTask(self, name, self._peer_body(call))
         else:
             task = _ForkTask(self, name, self._fork_body(call))
         self.tasks.append(task)
         return task
 
-    def _sim_body(self, call: Callable[[Any, Link], Any]) -> Callable[[Link], Any]:
-        machine = getattr(self.device.port, "machine", None)
-        if machine is None:
-            raise OtherProcessError("amdgpu_process: the simulated port has no machine to "
-                                    "share")
-        backend = self.backend
+    def _peer_body(self, call: Callable[[Any, Link], Any]) -> Callable[[Link], Any]:
+        make_peer_port = self.backend.make_peer_port
+        parent_port = self.device.port
 
         def body(link: Link) -> Any:
             from ..runtime import open_device
 
-            port = backend.make_port(machine=machine, record=True)
+            port = make_peer_port(parent_port, record=True)
             try:
                 dev = open_device(port=port, index=self.index)
                 try:

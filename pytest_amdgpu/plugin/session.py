@@ -50,7 +50,8 @@ TRACE_TAIL = 30
 # --- the run plan -------------------------------------------------------------------------------
 
 def _register_function(backend_or_name: Any, make_port: Any = None, available: Any = None,
-                       description: str = "", simulated: bool = False) -> None:
+                       description: str = "", simulated: bool = False,
+                       make_peer_port: Any = None) -> None:
     """The ``register`` callable handed to ``pytest_amdgpu_register_backends``."""
     from ..backends import Backend, register_backend
 
@@ -61,7 +62,7 @@ def _register_function(backend_or_name: Any, make_port: Any = None, available: A
             raise TypeError("register(name, make_port, ...) needs make_port")
         backend = Backend(str(backend_or_name), make_port,
                           available or (lambda: (True, "registered by a plugin")),
-                          description, simulated)
+                          description, simulated, make_peer_port)
     register_backend(backend, replace=True)
 
 
@@ -329,7 +330,7 @@ class DeviceManager:
                       f"({self.run.worker_id}) cannot share a GPU; use the default --dist "
                       "load, which routes each device's tests to its worker")
         self._prepare_runtime()
-        if self.run.backend_name == "sim":
+        if self.run.simulated:
             self._open_sim(slot)
         else:
             self._open_one(slot)

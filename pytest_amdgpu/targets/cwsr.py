@@ -38,7 +38,10 @@ def queue_sizes(target: Target, *, simd_count: int, simd_per_cu: int, num_xcc: i
     """CWSR/EOP sizes for a node with these sysfs properties (kfd_queue.c)."""
     xcc = max(num_xcc, 1)
     cu_num = simd_count // max(simd_per_cu, 1) // xcc
-    if target.cwsr_ctl_stack_entry == 8:  # GC < 10.1
+    # the driver's own tests are on gfx_target_version: before GFX_VERSION_NAVI10 (100100) the
+    # wave count is also bounded by 512 waves per shader engine
+    gfxv = target.gfx_target_version
+    if gfxv < 100100:
         engines = array_count // max(simd_arrays_per_engine, 1)
         wave_num = min(cu_num * target.cwsr_wave_limit_per_cu, engines * 512)
     else:
@@ -47,7 +50,7 @@ def queue_sizes(target: Target, *, simd_count: int, simd_per_cu: int, num_xcc: i
         + HWREG_BYTES_PER_CU
     wg_data_size = _align(cu_num * wg_per_cu, PAGE_SIZE)
     ctl_stack = _align(40 + wave_num * target.cwsr_ctl_stack_entry + 8, PAGE_SIZE)
-    if target.gc_version[0] == 10:
+    if gfxv // 10000 == 10:   # GFX10: the hardware limits the control stack to 0x7000
         ctl_stack = min(ctl_stack, 0x7000)
     debug = _align(wave_num * 32, 64)
     cwsr = ctl_stack + wg_data_size

@@ -78,7 +78,9 @@ def _program() -> str:
     lines.append('printf("R CREATE_QUEUE_V17 %lu\\n", '
                  "(unsigned long)AMDGPU_KFD_IOC_CREATE_QUEUE_V17);")
     for name in _abi_build.CONSTANTS:
-        lines.append(f'printf("C {name} %lld\\n", (long long)({name}));')
+        # the ALLOC flags as the __u32 field they are stored in (WRITABLE is (1 << 31))
+        value = f"(__u32)({name})" if name in _abi_build.U32_CONSTANTS else name
+        lines.append(f'printf("C {name} %lld\\n", (long long)({value}));')
     # independent declarations of the project-declared structs
     lines += [
         'printf("O runtime_enable.size %zu\\n", sizeof(struct oracle_runtime_enable_args));',
@@ -171,6 +173,17 @@ def test_request_numbers_match_the_header(c_view, name):
 def test_constants_match_the_header(c_view, name):
     (value,) = c_view["C"][name]
     assert int(getattr(lib, name)) == value
+
+
+def test_alloc_flags_are_unsigned_bits():
+    # every ALLOC_MEMORY_OF_GPU flag is one bit of the __u32 flags field (kfd_ioctl.h), so the
+    # flags combine with | into the value the driver reads, WRITABLE (1 << 31) included
+    assert "KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE" in _abi_build.U32_CONSTANTS
+    for name in _abi_build.U32_CONSTANTS:
+        value = int(getattr(lib, name))
+        assert 0 < value <= 0xFFFFFFFF and value & (value - 1) == 0, name
+    both = lib.KFD_IOC_ALLOC_MEM_FLAGS_VRAM | lib.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE
+    assert both == 0x80000001
 
 
 def test_runtime_enable_matches_an_independent_declaration(c_view):

@@ -24,7 +24,8 @@ MAP = _iowr(0x18, 24)
 CREATE_EVENT = _iowr(0x08, 32)
 WAIT_EVENTS = _iowr(0x0C, 24)
 CLOCKS = _iowr(0x05, 40)
-SVM = _iowr(0x20, 24)
+SVM = _iowr(0x20, 24)                 # struct kfd_ioctl_svm_args without attributes
+SVM_2_ATTRS = _iowr(0x20, 24 + 2 * 8)  # ... followed by two 8-byte attributes (libhsakmt)
 XNACK = _iowr(0x21, 4)
 
 
@@ -232,9 +233,17 @@ def test_svm_attributes_follow_the_args(port, kfd):
         struct.pack_into("<I", b, 28, 0x5678)   # GET_ATTR fills the preferred location
         return 0
 
-    port.handlers[SVM] = handler
+    # the request carries the attributes' size: the driver copies exactly that many bytes in
+    # and out (kfd_ioctl), so a request of the bare struct would leave the attributes behind
+    port.handlers[SVM_2_ATTRS] = handler
     out = kfd.svm(op=1, start_addr=0x10000, size=0x4000, attrs=[(0, 0), (2, 0x1234)])
+    assert port.requests[-1] == SVM_2_ATTRS
     assert [(a.type, a.value) for a in out] == [(0, 0x5678), (2, 0x1234)]
+
+
+def test_svm_without_attributes_sends_the_bare_struct(port, kfd):
+    assert kfd.svm(op=0, start_addr=0x10000, size=0x1000) == []
+    assert port.requests[-1] == SVM
 
 
 def test_xnack_query(port, kfd):
@@ -246,3 +255,22 @@ def test_xnack_query(port, kfd):
 
     port.handlers[XNACK] = handler
     assert kfd.set_xnack_mode(enabled=None) is True
+
+
+def test_svm_attributes_reach_a_driver_that_checks_the_request_size():
+    # the simulated driver copies only the bytes the request encodes, as kfd_ioctl does: a
+    # GET_ATTR whose request lacked the attributes' size would fail (EINVAL) or read nothing
+    from pytest_amdgpu.kfd.abi import lib
+    from pytest_amdgpu.sim.port import SimPort
+
+    port = SimPort(sim="gfx942")
+    try:
+        kfd = KFD(port)
+        rw, anon = int(lib.PROT_READ | lib.PROT_WRITE), int(lib.MAP_PRIVATE | lib.MAP_ANONYMOUS)
+        addr = port.mmap(0, 0x4000, rw, anon, -1, 0)
+        (loc,) = kfd.svm(op=int(lib.KFD_IOCTL_SVM_OP_GET_ATTR), start_addr=addr, size=0x2000,
+                         attrs=[(int(lib.KFD_IOCTL_SVM_ATTR_PREFERRED_LOC), 0)])
+        # a range nobody set a preferred location for reports UNDEFINED (kfd_ioctl.h)
+        assert loc.value == int(lib.KFD_IOCTL_SVM_LOCATION_UNDEFINED)
+    finally:
+        port.close_port()

@@ -54,3 +54,34 @@ def test_forked_child(pytester, run):
             assert task.done()
     """)
     run("--amdgpu-backend=fakegpu").assert_outcomes(passed=4)
+
+
+def test_backend_peer_ports_run_in_this_process(pytester, run):
+    # a backend that offers peer ports (here the simulator under another name, registered by a
+    # plugin) gets a second KFD process on the same machine in a thread, never a fork: the
+    # plugin asks the backend, not the backend's name
+    pytester.makeconftest("""
+        from pytest_amdgpu.sim.port import SimPort
+
+        def make_port(**options):
+            return SimPort(sim="gfx1100", record=options.get("record", False))
+
+        def make_peer_port(port, **options):
+            return SimPort(port.machine, record=options.get("record", False))
+
+        def pytest_amdgpu_register_backends(register):
+            register("peersim", make_port, None, "a simulator with peers", True,
+                     make_peer_port)
+    """)
+    pytester.makepyfile("""
+        import os
+
+        def where(device):
+            return os.getpid(), device.gpu_id, device.process.kfd.fd
+
+        def test_peer(amdgpu_device, amdgpu_process):
+            pid, gpu, fd = amdgpu_process.run(where)
+            assert pid == os.getpid() and gpu == amdgpu_device.gpu_id
+            assert "peer process in a thread" in repr(amdgpu_process)
+    """)
+    run("--amdgpu-backend=peersim").assert_outcomes(passed=1)
