@@ -100,6 +100,10 @@ class Target:
     # Kernel descriptor kernarg_preload (bytes 58-59) exists on GFX90A and GFX940 only
     # (AMDGPUUsage "Kernel Descriptor"; reserved, must be 0, elsewhere).
     kernarg_preload: bool = False
+    # CDNA3 (GFX940 family) memory-instruction encoding: cache-policy bits SC0/SC1/NT in place of
+    # GLC/SLC/SCC, and bit 13 of SCRATCH instructions is SVE (VGPR address present) rather than
+    # LDS (AMD "CDNA3" ISA, FLAT/SCRATCH/GLOBAL; confirmed with llvm-mc-19 -show-encoding).
+    gfx940_memory_encoding: bool = False
     # The private segment buffer V# a runtime gives kernels (amd_queue_t
     # scratch_resource_descriptor, COMPUTE_USER_DATA for PM4): ROCR amd_aql_queue.cpp
     # FillBufRsrcWord1/3 with the registers.h SQ_BUF_RSRC_WORD1/WORD3 layouts. gfx9: WORD1
@@ -128,7 +132,7 @@ class Target:
 
 
 def _gfx9(name: str, version: int, gc: tuple[int, int, int], mach: int, sdma: tuple[int, int, int],
-          *, architected: bool, max_queues: int, sramecc: bool) -> Target:
+          *, architected: bool, max_queues: int, sramecc: bool, gfx940: bool = False) -> Target:
     return Target(
         name=name, gfx_target_version=version, family="gfx9", gc_version=gc, elf_mach=mach,
         wave_size=64, wave_sizes=(64,), sdma_version=sdma,
@@ -141,7 +145,7 @@ def _gfx9(name: str, version: int, gc: tuple[int, int, int], mach: int, sdma: tu
         cwsr_vgpr_bytes_per_cu=0x80000, cwsr_ctl_stack_entry=8, cwsr_wave_limit_per_cu=40,
         eop_buffer_size=4096, doorbell_slice_size=8192, max_queues_per_device=max_queues,
         cu_mask_in_pairs=False, xnack_supported=True, sramecc_supported=sramecc,
-        kernarg_preload=True,
+        kernarg_preload=True, gfx940_memory_encoding=gfx940,
     )
 
 
@@ -151,7 +155,7 @@ TARGETS: dict[str, Target] = {
                     max_queues=127, sramecc=True),
     # gfx942: MI300 (GC 9.4.3), SDMA 4.4.2, architected flat scratch, 255 queues per device.
     "gfx942": _gfx9("gfx942", 90402, (9, 4, 3), 0x04C, (4, 4, 2), architected=True,
-                    max_queues=255, sramecc=True),
+                    max_queues=255, sramecc=True, gfx940=True),
     # gfx1100: Navi 31 (GC 11.0.0), SDMA 6.0.0, wave32 by default, architected flat scratch.
     "gfx1100": Target(
         name="gfx1100", gfx_target_version=110000, family="gfx11", gc_version=(11, 0, 0),

@@ -9,8 +9,9 @@ from .harness import CodeObject, assemble
 
 def asm_kernel(name: str, body9: str, body11: str | None = None, *, vgprs: int = 8, sgprs: int = 16,
                kernarg: bool = True, wgid: tuple[int, int, int] = (1, 0, 0), tid: int = 0, lds: int = 0,
-               private: int = 0, wave32: bool = True, agprs: int = 0) -> str:
-    """An .amdhsa kernel whose body differs per family (s[0:1] = kernarg pointer when kernarg)."""
+               private: int = 0, wave32: bool = True, agprs: int = 0, extra: str = "") -> str:
+    """An .amdhsa kernel whose body differs per family (s[0:1] = kernarg pointer when kernarg);
+    `extra` adds .amdhsa_* directives."""
     body11 = body9 if body11 is None else body11
     arch = max(4, (vgprs + 3) // 4 * 4)
     common9 = f"\n  .amdhsa_next_free_vgpr {arch + agprs}\n  .amdhsa_accum_offset {arch}"
@@ -23,7 +24,7 @@ def asm_kernel(name: str, body9: str, body11: str | None = None, *, vgprs: int =
   .amdhsa_system_sgpr_workgroup_id_y {wgid[1]}
   .amdhsa_system_sgpr_workgroup_id_z {wgid[2]}
   .amdhsa_system_vgpr_workitem_id {tid}
-  .amdhsa_next_free_sgpr {sgprs}"""
+  .amdhsa_next_free_sgpr {sgprs}{extra}"""
     return f"""
 .amdhsa_code_object_version 5
 .text

@@ -19,14 +19,18 @@ def build_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compiled(build_dir):
-    """compiled(source_stem, target) -> CodeObject of tests/shader/kernels/<stem>.cl."""
+    """compiled(source_stem, target, extra_flags=()) -> CodeObject of tests/shader/kernels/<stem>.cl."""
     if not have_llvm():
         pytest.skip("clang-19 / ld.lld-19 not installed")
     cache: dict = {}
 
-    def get(stem: str, target: str) -> CodeObject:
-        key = (stem, target)
+    def get(stem: str, target: str, extra: tuple[str, ...] = ()) -> CodeObject:
+        key = (stem, target, extra)
         if key not in cache:
-            cache[key] = CodeObject(compile_cl(KERNELS / f"{stem}.cl", target, build_dir))
+            out = build_dir
+            if extra:
+                out = build_dir / "".join(c if c.isalnum() else "_" for c in "".join(extra))
+                out.mkdir(exist_ok=True)
+            cache[key] = CodeObject(compile_cl(KERNELS / f"{stem}.cl", target, out, extra))
         return cache[key]
     return get

@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+from pytest_amdgpu.targets.table import get_target
+
 from .asmkern import asm_kernel, build
 from .conftest import needs_llvm
 from .harness import Device, build_dispatch
@@ -41,6 +43,28 @@ def test_agpr_moves_and_memory(tmp_path, target):
     got = d.read(out, np.int32, 128)
     np.testing.assert_array_equal(got[:64], 1001 + np.arange(64))
     np.testing.assert_array_equal(got[64:], 2 * (1001 + np.arange(64)))
+
+
+@pytest.mark.parametrize("target", ["gfx90a", "gfx942"])
+def test_agprs_above_the_smallest_accum_offset(tmp_path, target):
+    """.amdhsa_accum_offset 4 encodes RSRC3.ACCUM_OFFSET = 0: v0-v3 architected, a0-a3 the
+    AGPRs of an 8-register unified allocation (AMDGPUUsage compute_pgm_rsrc3 gfx90a)."""
+    body = """
+  s_load_dwordx2 s[4:5], s[0:1], 0x0
+  v_lshlrev_b32 v1, 2, v0
+  v_add_u32 v2, 500, v0
+  v_accvgpr_write_b32 a3, v2
+  v_accvgpr_read_b32 v3, a3
+  s_waitcnt lgkmcnt(0)
+  global_store_dword v1, v3, s[4:5]
+  s_endpgm"""
+    co = build(asm_kernel("agpr4", body, "  s_endpgm", vgprs=4, agprs=4), target, tmp_path, "agpr4")
+    kd = co.image[co.kernels["agpr4"].kd_offset:][:64]
+    assert int.from_bytes(kd[44:48], "little") & 0x3F == 0         # ACCUM_OFFSET field 0 (offset 4)
+    d = Device(target, co)
+    out = d.buf(np.zeros(64, np.int32))
+    d.launch("agpr4", (64,), (64,), out)
+    np.testing.assert_array_equal(d.read(out, np.int32, 64), 500 + np.arange(64))
 
 
 SWAP_PERM = {
@@ -312,3 +336,183 @@ def test_dot_products(tmp_path, target):
         fm = (ah * bh + ch).astype(np.float16)
     ok = ~np.isnan(ch).any(axis=1)            # negative accumulators are NaN halves: skip those
     np.testing.assert_array_equal(out[4][ok], fm.reshape(-1).view(np.uint32)[ok])
+
+
+SYSTEM_SGPRS = {
+    # s[0:1] kernarg pointer (the only user SGPRs), then the system SGPRs in AMDGPUUsage order:
+    # workgroup id X, Y, Z, workgroup info, and (absolute flat scratch only) the private segment
+    # wavefront offset; v0 the packed work-item ids
+    "gfx9": """
+  s_load_dwordx2 s[10:11], s[0:1], 0x0
+  s_mul_i32 s12, s4, 2
+  s_add_u32 s12, s12, s3
+  s_mul_i32 s12, s12, 3
+  s_add_u32 s12, s12, s2
+  s_lshl_b32 s12, s12, 7
+  v_and_b32 v1, 0x3ff, v0
+  v_bfe_u32 v2, v0, 10, 10
+  v_bfe_u32 v3, v0, 20, 10
+  v_lshl_add_u32 v4, v2, 4, v1
+  v_lshl_add_u32 v4, v3, 6, v4
+  v_add_u32 v4, s12, v4
+  v_lshlrev_b32 v4, 5, v4
+  v_mov_b32 v6, s2
+  v_mov_b32 v7, s3
+  v_mov_b32 v8, s4
+  v_mov_b32 v9, s5
+  v_mov_b32 v10, s6
+  v_mov_b32 v11, v0
+  s_waitcnt lgkmcnt(0)
+  global_store_dwordx4 v4, v[6:9], s[10:11]
+  global_store_dwordx2 v4, v[10:11], s[10:11] offset:16
+  s_endpgm""",
+    "gfx11": """
+  s_load_b64 s[10:11], s[0:1], 0x0
+  s_mul_i32 s12, s4, 2
+  s_add_u32 s12, s12, s3
+  s_mul_i32 s12, s12, 3
+  s_add_u32 s12, s12, s2
+  s_lshl_b32 s12, s12, 7
+  v_and_b32 v1, 0x3ff, v0
+  v_bfe_u32 v2, v0, 10, 10
+  v_bfe_u32 v3, v0, 20, 10
+  v_lshl_add_u32 v4, v2, 4, v1
+  v_lshl_add_u32 v4, v3, 6, v4
+  v_add_nc_u32 v4, s12, v4
+  v_lshlrev_b32 v4, 5, v4
+  v_mov_b32 v6, s2
+  v_mov_b32 v7, s3
+  v_mov_b32 v8, s4
+  v_mov_b32 v9, s5
+  v_mov_b32 v10, s6
+  v_mov_b32 v11, v0
+  s_waitcnt lgkmcnt(0)
+  global_store_b128 v4, v[6:9], s[10:11]
+  global_store_b64 v4, v[10:11], s[10:11] offset:16
+  s_endpgm""",
+}
+
+
+@pytest.mark.parametrize("target", ["gfx90a", "gfx942", "gfx1100"])
+def test_initial_system_sgprs_and_workitem_ids(tmp_path, target):
+    """Workgroup ids X/Y/Z, the workgroup-info SGPR {first_wave[31], size in waves[5:0]}, the
+    private segment wavefront offset (gfx90a; architected flat scratch targets get none) right
+    after USER_SGPR_COUNT user SGPRs, and packed work-item ids X[9:0] Y[19:10] Z[29:20] in v0
+    (AMDGPUUsage "Initial Kernel Execution State"; facts-sdma-aql-codeobj.md §4.4, §4.5)."""
+    t = get_target(target)
+    offset_sgpr = not t.architected_flat_scratch
+    extra = ("\n  .amdhsa_system_sgpr_workgroup_info 1"
+             + ("\n  .amdhsa_system_sgpr_private_segment_wavefront_offset 1" if offset_sgpr
+                else "\n  .amdhsa_enable_private_segment 1"))
+    text = asm_kernel("sysregs", SYSTEM_SGPRS["gfx9"], SYSTEM_SGPRS["gfx11"], vgprs=12, sgprs=16, wgid=(1, 1, 1),
+                      tid=2, private=16, extra=extra)
+    co = build(text, target, tmp_path, "sysregs")
+    d = Device(target, co)
+    L = 32 if target == "gfx1100" else 64
+    block, groups = (16, 4, 2), (3, 2, 2)
+    n = 128 * 12
+    out = d.buf(np.zeros(8 * n, np.uint32))
+    launch = build_dispatch(d.vm, d.loaded, "sysregs", tuple(b * g for b, g in zip(block, groups)), block, [out],
+                            target)
+    assert launch.regs.user_sgpr_count == 2 and launch.regs.scratch_en
+    d.core.run(d.vm, launch.regs, cancel=threading.Event(), clock=lambda: 0)
+    got = d.read(out, np.uint32, 8 * n).reshape(12, 128, 8)
+    waves = 128 // L
+    for gz in range(2):
+        for gy in range(2):
+            for gx in range(3):
+                g = got[(gz * 2 + gy) * 3 + gx]
+                np.testing.assert_array_equal(g[:, 0:3], np.tile([gx, gy, gz], (128, 1)))
+                lin = np.arange(128)
+                np.testing.assert_array_equal(g[:, 5], (lin % 16) | (lin // 16 % 4) << 10 | (lin // 64) << 20)
+                info = g[:, 3].reshape(waves, L)
+                assert (info == info[:, :1]).all()
+                np.testing.assert_array_equal(info[:, 0] & 0x3F, waves)
+                np.testing.assert_array_equal(info[:, 0] >> 31, [1] + [0] * (waves - 1))
+                assert not (info[:, 0] & 0x7FFFFFC0).any()
+    if offset_sgpr:
+        wave_bytes = launch.regs.scratch_wave_bytes
+        offs = got[:, :, 4].reshape(-1, L)
+        assert (offs == offs[:, :1]).all()
+        offs = offs[:, 0].astype(np.int64)
+        assert wave_bytes > 0 and not (offs % wave_bytes).any()
+        assert len(set(offs.tolist())) == offs.size        # one scratch slot per resident wave
+        assert offs.max() + wave_bytes <= wave_bytes * launch.regs.scratch_waves
+
+
+FP_MODE = {
+    "gfx9": """
+  s_load_dwordx2 s[4:5], s[0:1], 0x0
+  s_setreg_imm32_b32 hwreg(HW_REG_MODE, 0, 8), 0x52
+  s_getreg_b32 s10, hwreg(HW_REG_MODE, 0, 8)
+  s_setreg_imm32_b32 hwreg(HW_REG_MODE, 4, 2), 3
+  s_getreg_b32 s11, hwreg(HW_REG_MODE)
+  s_waitcnt lgkmcnt(0)
+  v_mov_b32 v2, s10
+  v_mov_b32 v3, s11
+  v_mov_b32 v1, 0
+  global_store_dwordx2 v1, v[2:3], s[4:5]
+  s_endpgm""",
+    "gfx11": """
+  s_load_b64 s[4:5], s[0:1], 0x0
+  s_denorm_mode 0x5
+  s_round_mode 0x2
+  s_getreg_b32 s10, hwreg(HW_REG_MODE, 0, 8)
+  s_denorm_mode 0xf
+  s_getreg_b32 s11, hwreg(HW_REG_MODE)
+  s_waitcnt lgkmcnt(0)
+  v_mov_b32 v2, s10
+  v_mov_b32 v3, s11
+  v_mov_b32 v1, 0
+  global_store_b64 v1, v[2:3], s[4:5]
+  s_endpgm""",
+}
+
+
+@pytest.mark.parametrize("target", ["gfx90a", "gfx942", "gfx1100"])
+def test_float_mode_writes_reach_the_mode_register(tmp_path, target):
+    """s_setreg of MODE fields (GFX9) and s_denorm_mode / s_round_mode (GFX11, MODE[7:4] and
+    MODE[3:0]) are what s_getreg of MODE then reads."""
+    co = build(asm_kernel("fpmode", FP_MODE["gfx9"], FP_MODE["gfx11"], vgprs=4), target, tmp_path, "fpmode")
+    d = Device(target, co)
+    out = d.buf(np.zeros(2, np.uint32))
+    d.launch("fpmode", (32,), (32,), out)
+    lo, full = d.read(out, np.uint32, 2)
+    assert lo == 0x52
+    assert full & 0xFF == (0x72 if target != "gfx1100" else 0xF2)
+
+
+DPP8 = """
+  s_load_b64 s[4:5], s[0:1], 0x0
+  v_lshlrev_b32 v1, 2, v0
+  v_add_nc_u32 v2, 100, v0
+  v_mov_b32 v3, -1
+  v_mov_b32 v4, -1
+  v_mov_b32 v5, -1
+  v_mov_b32 v6, 0x3e8
+  s_mov_b32 exec_lo, 0x55555555
+  v_mov_b32_dpp v3, v2 dpp8:[1,0,3,2,5,4,7,6]
+  v_mov_b32_dpp v4, v2 dpp8:[1,0,3,2,5,4,7,6] fi:1
+  v_add_nc_u32_e64_dpp v5, v2, v6 dpp8:[1,0,3,2,5,4,7,6] fi:1
+  s_mov_b32 exec_lo, -1
+  s_waitcnt lgkmcnt(0)
+  global_store_b32 v1, v3, s[4:5]
+  global_store_b32 v1, v4, s[4:5] offset:128
+  global_store_b32 v1, v5, s[4:5] offset:256
+  s_endpgm"""
+
+
+def test_dpp8_fetch_inactive(tmp_path):
+    """GFX11 DPP8 (no bound_ctrl): with EXEC = even lanes, each lane reading its odd neighbour
+    gets 0 when FI is clear and the neighbour's value with fi:1 (VOP1 and VOP3 encodings);
+    inactive lanes are not written."""
+    co = build(asm_kernel("dpp8", "  s_endpgm", DPP8, vgprs=8), "gfx1100", tmp_path, "dpp8")
+    d = Device("gfx1100", co)
+    out = d.buf(np.zeros(96, np.int32))
+    d.launch("dpp8", (32,), (32,), out)
+    got = d.read(out, np.int32, 96).reshape(3, 32)
+    lane = np.arange(32)
+    even = lane % 2 == 0
+    np.testing.assert_array_equal(got[0], np.where(even, 0, -1))
+    np.testing.assert_array_equal(got[1], np.where(even, 100 + (lane ^ 1), -1))
+    np.testing.assert_array_equal(got[2], np.where(even, 1100 + (lane ^ 1), -1))

@@ -822,3 +822,107 @@ def test_saturating_integer_math(compiled, target):
     SA, SB = VA.astype(np.uint16).view(np.int16).astype(np.int64), VB.astype(np.uint16).view(np.int16).astype(np.int64)
     np.testing.assert_array_equal(vgot[:, :2], np.minimum(VA + VB, 0xFFFF))
     np.testing.assert_array_equal(vgot[:, 2:], np.clip(SA - SB, -(1 << 15), (1 << 15) - 1) & 0xFFFF)
+
+
+def _check_atomic_order(old: np.ndarray, add: np.ndarray, final: float) -> None:
+    """The values returned by same-address atomic adds are the partial sums of some order."""
+    order = np.lexsort((add, old))
+    o, a = old[order], add[order]
+    np.testing.assert_array_equal(o[1:], o[:-1] + a[:-1])
+    assert o[0] == 0 and o[-1] + a[-1] == final
+
+
+@pytest.mark.parametrize("target", ["gfx90a", "gfx942"])
+def test_packed_half_atomics(compiled, target):
+    """global_atomic_pk_add_f16 / _bf16 and ds_pk_add_bf16: each 16-bit half of the dword is an
+    independent float add (small integers keep every order of the adds exact)."""
+    d = Device(target, compiled("packed_atomics", target))
+    n, groups = 256, 2
+    v = rng.integers(0, 3, (n * groups, 2)).astype(np.float16)
+    bv = rng.integers(0, 3, (n * groups, 2)).astype(np.float32)
+    bv_bits = (bv.view(np.uint32) >> 16).astype(np.uint16)          # exact in bf16
+    acc = d.buf(np.zeros(8, np.float16))
+    old = d.buf(nbytes=4 * n * groups)
+    bacc = d.buf(np.zeros(2 * (4 + 4 * groups), np.uint16))
+    bold = d.buf(nbytes=4 * n * groups)
+    d.launch("pk_add", (n * groups,), (n,), acc, old, d.buf(v), bacc, bold, d.buf(bv_bits), n * groups)
+    lane_addr = np.arange(n * groups) % 4
+    want = np.array([v[lane_addr == k].astype(np.float64).sum(axis=0) for k in range(4)])
+    np.testing.assert_array_equal(d.read(acc, np.float16, 8).reshape(4, 2), want)
+    got_old = d.read(old, np.float16, 2 * n * groups).reshape(-1, 2).astype(np.float64)
+    for k in range(4):
+        for h in range(2):
+            _check_atomic_order(got_old[lane_addr == k, h], v[lane_addr == k, h].astype(np.float64), want[k, h])
+    if target != "gfx942":
+        return
+    bf = d.read(bacc, np.uint16, 2 * (4 + 4 * groups)).astype(np.uint32) << 16
+    bf = bf.view(np.float32).reshape(-1, 4, 2)
+    bwant = np.array([bv[lane_addr == k].sum(axis=0) for k in range(4)])
+    np.testing.assert_array_equal(bf[0], bwant)
+    for g in range(groups):                                         # ds_pk_add_bf16 per workgroup
+        sl = slice(g * n, (g + 1) * n)
+        np.testing.assert_array_equal(bf[1 + g], [bv[sl][lane_addr[sl] == k].sum(axis=0) for k in range(4)])
+    got_bold = (d.read(bold, np.uint16, 2 * n * groups).astype(np.uint32) << 16).view(np.float32).reshape(-1, 2)
+    for k in range(4):
+        for h in range(2):
+            _check_atomic_order(got_bold[lane_addr == k, h].astype(np.float64), bv[lane_addr == k, h].astype(np.float64),
+                                bwant[k, h])
+
+
+_DPP_CASES = [(0x111, 0xF, 0xF, 0), (0x111, 0xF, 0xF, 1), (0x101, 0xA, 0xF, 0), (0x121, 0xF, 0x5, 1),
+              (0x1B, 0xF, 0xF, 0), (0x140, 0xF, 0xF, 0), (0x141, 0xF, 0xF, 1), (0x118, 0xF, 0xF, 1),
+              (0x10F, 0x3, 0xF, 0), (0x130, 0xF, 0xF, 0), (0x142, 0xA, 0xF, 0), (0x143, 0xC, 0xF, 1)]
+
+
+def _dpp_reference(v, old, active, ctrl, row_mask, bank_mask, bound_ctrl):
+    """DPP16 per the ISA guides: a lane whose row or bank is masked off keeps `old`; a lane whose
+    source lane is out of range or inactive gets 0 with bound_ctrl, else keeps `old`."""
+    L = v.size
+    out = old.copy()
+    for i in np.flatnonzero(active):
+        row, pos = divmod(int(i), 16)
+        if not (row_mask >> row) & 1 or not (bank_mask >> (pos // 4)) & 1:
+            continue
+        if ctrl <= 0xFF:
+            s = (i & ~3) | ((ctrl >> (2 * (i & 3))) & 3)
+        elif 0x101 <= ctrl <= 0x10F:
+            s = i + (ctrl & 15) if pos + (ctrl & 15) < 16 else None
+        elif 0x111 <= ctrl <= 0x11F:
+            s = i - (ctrl & 15) if pos >= (ctrl & 15) else None
+        elif 0x121 <= ctrl <= 0x12F:
+            s = row * 16 + (pos - (ctrl & 15)) % 16
+        elif ctrl == 0x130:
+            s = i + 1 if i + 1 < L else None
+        elif ctrl == 0x140:
+            s = row * 16 + 15 - pos
+        elif ctrl == 0x141:
+            s = (i & ~7) + 7 - (i & 7)
+        elif ctrl == 0x142:
+            s = row * 16 - 1 if row else None
+        else:                                   # 0x143 row_bcast:31
+            s = 31 if i >= 32 else None
+        if s is not None and active[s]:
+            out[i] = v[s]
+        elif bound_ctrl:
+            out[i] = 0
+    return out
+
+
+def test_dpp_row_bank_masks_and_bound_ctrl(compiled, target):
+    d = dev(compiled, "lanes", target)
+    L = 32 if target == "gfx1100" else 64
+    n = 256
+    a = rng.integers(-1000, 1000, n).astype(np.int32)
+    act = (rng.random(n) < 0.7).astype(np.int32)
+    act[:L] = 1                                 # one wave fully active
+    out = d.buf(np.full(16 * n, 12345, np.int32))
+    d.launch("dpp_masks", (n,), (64,), out, d.buf(a), d.buf(act))
+    got = d.read(out, np.int32, 16 * n).reshape(n, 16)
+    cases = _DPP_CASES if target != "gfx1100" else _DPP_CASES[:9]     # no wave shifts / broadcasts on GFX11
+    for w in range(n // L):
+        sl = slice(w * L, (w + 1) * L)
+        on = act[sl].astype(bool)
+        old = -7 - np.arange(w * L, (w + 1) * L)
+        for k, case in enumerate(cases):
+            ref = _dpp_reference(a[sl].astype(np.int64), old, on, *case)
+            np.testing.assert_array_equal(got[sl, k][on], ref[on], err_msg=f"wave {w} dpp_ctrl 0x{case[0]:x} {case[1:]}")

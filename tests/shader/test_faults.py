@@ -103,6 +103,10 @@ def test_unimplemented_instruction_is_named(tmp_path, target):
     e = ei.value
     assert e.kind == "illegal_instruction"
     assert e.mnemonic == name and name in str(e)
+    start = d.loaded.base + co.kernels["unimpl"].kd_offset + _entry(d, co, "unimpl")
+    assert e.pc == start and f"0x{start:x}" in str(e)
+    words = np.frombuffer(d.vm.read(start, 8), np.uint32)     # VOP3P / MAI: two dwords
+    assert e.encoding == " ".join(f"{w:08X}" for w in words) and e.encoding in str(e)
 
 
 def test_unimplemented_instruction_on_untaken_path_is_harmless(tmp_path, target):
@@ -179,3 +183,17 @@ def test_out_of_bounds_store_on_the_drivers_gpuvm(compiled, target):
         assert ei.value.write is True and ei.value.address == m.start + 4096
     finally:
         vm.close()
+
+
+def test_register_outside_the_allocation_is_named(tmp_path, target):
+    """A VGPR beyond COMPUTE_PGM_RSRC1.VGPRS: an illegal-instruction exception naming the
+    instruction, its PC and encoding (the hardware has no such register for the wave)."""
+    co = build(asm_kernel("oob_vgpr", "  v_mov_b32 v1, 0\n  v_mov_b32 v200, v1\n  s_endpgm", kernarg=False, vgprs=8),
+               target, tmp_path, "oob_vgpr")
+    d = Device(target, co)
+    with pytest.raises(ShaderException) as ei:
+        d.launch("oob_vgpr", (64,), (64,))
+    e = ei.value
+    start = d.loaded.base + co.kernels["oob_vgpr"].kd_offset + _entry(d, co, "oob_vgpr")
+    assert e.kind == "illegal_instruction" and e.pc == start + 4
+    assert "v_mov_b32_e32 v200, v1" in str(e) and e.encoding in str(e) and "allocation" in str(e)

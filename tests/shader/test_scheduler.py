@@ -116,3 +116,22 @@ def test_barrier_ignores_waves_that_ended(tmp_path, target):
     got = d.read(out, np.int32, groups * block).reshape(groups, block)
     np.testing.assert_array_equal(got[:, :2 * L], 201)
     np.testing.assert_array_equal(got[:, 2 * L:], -1)
+
+
+def test_barrier_waits_per_workgroup_when_waves_arrive_far_apart(compiled, target):
+    """Waves loop for very different trip counts (thousands of iterations: several scheduler
+    turns) before barriers: batches that mix waves of several workgroups arrive at different
+    times, and each workgroup must pass each barrier only when all its waves arrived."""
+    L = 32 if target == "gfx1100" else 64
+    d = Device(target, compiled("barriers", target))
+    groups, block = 4, 2 * L
+    waves = groups * 2
+    trips = np.array([1, 3000, 3000, 6000, 0, 2, 5000, 1, ], np.int32)[:waves]
+    out = d.buf(nbytes=4 * groups * block)
+    d.launch("staggered", (groups * block,), (block,), out, d.buf(trips), L)
+    got = d.read(out, np.int32, groups * block).reshape(groups, block)
+    lane = np.arange(block)
+    acc = np.array([[sum(k ^ int(lv) for k in range(int(trips[(g * block + lv) // L]))) for lv in lane]
+                    for g in range(groups)], dtype=np.int64)
+    x = acc[:, ::-1] + lane
+    np.testing.assert_array_equal(got, x[:, (lane + 1) % block].astype(np.int32))

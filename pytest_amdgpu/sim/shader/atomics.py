@@ -29,6 +29,8 @@ def _combine(op: str, old, src, cmp, dt):
         return src
     if op == "cmpswap":
         return np.where(old == cmp, src, old).astype(dt)
+    if op == "mskor":                                 # DS_MSKOR: cmp carries DATA1, the OR value
+        return ((old & ~src) | cmp).astype(dt)
     if op == "umin":
         return np.minimum(old, src)
     if op == "umax":
@@ -56,7 +58,30 @@ def _combine(op: str, old, src, cmp, dt):
         return np.asarray(r, ft).view(dt)
     if op == "csub":      # GFX11 clamped subtract
         return np.where(old >= src, old - src, dt(0)).astype(dt)
+    if op in ("pk_fadd_f16", "pk_fadd_bf16"):      # two 16-bit floats per dword, each rounded
+        return _pk_add16(old, src, op == "pk_fadd_bf16")
     raise ValueError(op)
+
+
+def _pk_add16(old, src, bf16: bool):
+    """Packed f16 / bf16 add of the two halves of 32-bit words (round to nearest even)."""
+    old = np.asarray(old, dtype=U32)
+    src = np.asarray(src, dtype=U32)
+    out = np.zeros(np.broadcast_shapes(old.shape, src.shape), dtype=U32)
+    for sh in (0, 16):
+        a = (old >> U32(sh)) & U32(0xFFFF)
+        b = (src >> U32(sh)) & U32(0xFFFF)
+        with np.errstate(all="ignore"):
+            if bf16:
+                s = ((a << U32(16)).view(np.float32).astype(np.float64)
+                     + (b << U32(16)).view(np.float32).astype(np.float64)).astype(np.float32).view(U32)
+                nan = (s & U32(0x7FFFFFFF)) > U32(0x7F800000)
+                r = (s + U32(0x7FFF) + ((s >> U32(16)) & U32(1))) >> U32(16)       # RNE to bf16
+                r = np.where(nan, (s >> U32(16)) | U32(0x40), r)
+            else:
+                r = (a.astype(np.uint16).view(np.float16) + b.astype(np.uint16).view(np.float16)).view(np.uint16)
+        out |= (np.asarray(r).astype(U32) & U32(0xFFFF)) << U32(sh)
+    return out
 
 
 def apply(mem: np.ndarray, idx: np.ndarray, op: str, src: np.ndarray, cmp: np.ndarray | None = None,

@@ -337,8 +337,9 @@ class ShaderCore:
             raise bad(f"workgroup size {tuple(wg)} exceeds 1024 work-items")
         if any(int(x) < 0 for x in regs.grid):
             raise bad(f"grid size {tuple(regs.grid)} is negative")
-        if regs.user_sgpr_count > 16 and self.target.family == "gfx9":
-            raise bad(f"COMPUTE_PGM_RSRC2.USER_SGPR = {regs.user_sgpr_count} exceeds 16")
+        if regs.user_sgpr_count > 16:
+            raise bad(f"COMPUTE_PGM_RSRC2.USER_SGPR = {regs.user_sgpr_count} exceeds the 16 "
+                      f"COMPUTE_USER_DATA registers")
 
     # -- workgroups ------------------------------------------------------------------------------
     def _wave_layout(self, regs: DispatchRegs, L: int) -> int:
@@ -392,9 +393,9 @@ class ShaderCore:
     def _vgpr_alloc(self, regs: DispatchRegs, L: int) -> tuple[int, int]:
         t = self.target
         total = regs.vgpr_count(L == 32, t.vgpr_granule_wave64, t.vgpr_granule_wave32)
-        if t.has_agprs:
-            arch = min(regs.accum_offset(), total) if regs.rsrc3 else total
-            return max(arch, 1), max(total - arch, 0)
+        if t.has_agprs:       # unified file: AGPRs from RSRC3.ACCUM_OFFSET on (0 means 4)
+            arch = min(regs.accum_offset(), total)
+            return arch, total - arch
         return total, 0
 
     def _run_chunk(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, chunk) -> None:
@@ -443,7 +444,7 @@ class ShaderCore:
         b = Batch(W, L, nv, na)
         b.wg = wg_of_wave
         # LDS: one block per workgroup of the chunk
-        lds_size = max(int(regs.lds_bytes), int(regs.lds_size_rsrc2))
+        lds_size = max(int(regs.lds_bytes), regs.lds_size_rsrc2(self.target.lds_alloc_granule))
         blk = (lds_size + 15) & ~15
         rt.lds = np.zeros(max(blk * nwg, 16), dtype=np.uint8)
         rt.lds32 = rt.lds.view(U32)
@@ -516,15 +517,8 @@ class ShaderCore:
         while active or waiting:
             if cancel.is_set():
                 raise DispatchCancelled("dispatch cancelled")
-            if not active:
-                # every live wave is at a barrier: release them all
-                for wb in waiting:
-                    wb.barrier = False
-                active = waiting
-                waiting = []
-                arrived[:] = 0
-                active = self._merge(active)
-                continue
+            if not active:                 # cannot happen: the last arrival releases its group
+                raise AssertionError("every live wave waits at a barrier no group can pass")
             active = self._merge(active)
             # lowest PC first (reconvergence); after a slice ran out, let another batch go
             cand = active if last is None or len(active) == 1 else [x for x in active if x is not last] or active
@@ -543,7 +537,6 @@ class ShaderCore:
                 continue
             if r is BARRIER:
                 np.add.at(arrived, b.wg, 1)
-                b.barrier = True
                 waiting.append(b)
                 waiting, active = self._release(waiting, active, live, arrived)
                 continue
@@ -579,22 +572,24 @@ class ShaderCore:
 
     @staticmethod
     def _release(waiting, active, live, arrived):
-        """Move waiting batches whose workgroups have all live waves at the barrier."""
+        """Release the waves of every workgroup whose live waves have all reached the barrier
+        (a waiting batch may mix workgroups: it is split), and reset their arrival counts."""
         if not waiting:
+            return waiting, active
+        complete = (arrived >= live) & (arrived > 0)
+        if not complete.any():
             return waiting, active
         still = []
         for wb in waiting:
-            wgs = wb.wg
-            if (arrived[wgs] >= live[wgs]).all():
-                wb.barrier = False
+            go = complete[wb.wg]
+            if go.all():
                 active.append(wb)
+            elif go.any():
+                active.append(wb.take(np.flatnonzero(go)))
+                still.append(wb.take(np.flatnonzero(~go)))
             else:
                 still.append(wb)
-        if len(still) != len(waiting):
-            done = np.zeros(arrived.shape, dtype=bool)
-            for wb in active:
-                done[wb.wg] = True
-            arrived[done & (arrived >= live)] = 0
+        arrived[complete] = 0
         return still, active
 
     @staticmethod
@@ -627,44 +622,51 @@ class ShaderCore:
         b.gpr = (off, mode)
         return True
 
-    def _run_indexed(self, prog: Program, rt: Runtime, b: Batch, pc: int, n: int):
-        """Run while GFX9 VGPR indexing is on (until s_set_gpr_idx_off or a control event)."""
-        lanes = b.W * b.L
+    @staticmethod
+    def _failure(prog: Program, rt: Runtime, pc: int, kind: str, why: str) -> ShaderException:
+        """A ShaderException naming the instruction at `pc` (as llvm-objdump prints it)."""
+        inst = prog.code[pc].inst if pc in prog.code else None
+        text = rt.render(inst) if inst else "the instruction"
+        enc = inst.encoding if inst else ""
+        return ShaderException(kind, pc=pc, mnemonic=inst.name if inst else "", encoding=enc,
+                               message=f"{text} at PC 0x{pc:x} (encoding {enc or '?'}, target {rt.target.name}) {why}")
+
+    def _run_indexed(self, prog: Program, rt: Runtime, b: Batch):
+        """Run while GFX9 VGPR indexing is on (until s_set_gpr_idx_off or a control event).
+        b.pc follows every instruction, so an error names the right one."""
+        n = 0
         try:
             limit = _slice(b)
             while n < limit:
+                pc = b.pc
                 off, mode = b.gpr
                 e = prog.indexed(pc, off, mode, rt)
                 n += 1
                 if e.fn is None:
-                    pc = e.next
+                    b.pc = e.next
                     continue
                 r = e.fn(b, rt)
                 if r is None:
-                    pc = e.next
+                    b.pc = e.next
                 elif r.__class__ is int:
-                    pc = r
+                    b.pc = r
                 elif r.__class__ is GprIdx:
-                    pc = e.next
+                    b.pc = e.next
                     if not self._gpr_idx(b, r):
-                        b.pc = pc
-                        return r, e
+                        return r, e                 # the waves' indices differ: split first
                     if b.gpr is None:
-                        b.pc = pc
-                        return None, None
+                        return None, None           # indexing off: back to the plain loop
                 else:
-                    b.pc = e.next if r is BARRIER else pc
+                    if r is BARRIER:
+                        b.pc = e.next
                     return r, e
-            b.pc = pc
             return None, None
         finally:
             rt.instructions += n
-            rt.lane_instructions += n * lanes
+            rt.lane_instructions += n * b.W * b.L
 
     def _run_batch(self, prog: Program, rt: Runtime, b: Batch):
         """Run `b` until it ends, branches divergently, reaches a barrier or uses its slice."""
-        if b.gpr is not None:
-            return self._run_indexed(prog, rt, b, b.pc, 0)
         code = prog.code
         pc = b.pc
         n = 0
@@ -672,6 +674,8 @@ class ShaderCore:
         trace = self.trace
         limit = _slice(b)
         try:
+            if b.gpr is not None:
+                return self._run_indexed(prog, rt, b)
             while n < limit:
                 e = code.get(pc)
                 if e is None:
@@ -694,7 +698,8 @@ class ShaderCore:
                         b.pc = pc
                         return r, e
                     if b.gpr is not None:
-                        return self._run_indexed(prog, rt, b, pc, n)
+                        b.pc = pc
+                        return self._run_indexed(prog, rt, b)
                 else:
                     if r is BARRIER:
                         b.pc = e.next
@@ -704,20 +709,14 @@ class ShaderCore:
             b.pc = pc
             return None, None
         except IndexError as exc:
-            inst = code[pc].inst if pc in code else None
-            raise ShaderException(
-                "illegal_instruction", pc=pc, mnemonic=inst.name if inst else "", encoding=inst.encoding if inst else "",
-                message=f"{rt.render(inst) if inst else 'instruction'} at PC 0x{pc:x} addresses a register "
-                        f"outside the wave's allocation (COMPUTE_PGM_RSRC1 VGPRs / RSRC3 ACCUM_OFFSET): {exc}") from None
+            raise self._failure(prog, rt, b.pc if b.gpr is not None else pc, "illegal_instruction",
+                                "addresses a register outside the wave's allocation (COMPUTE_PGM_RSRC1 VGPRs / "
+                                f"RSRC3 ACCUM_OFFSET): {exc}") from None
         except (ShaderException, DispatchCancelled, VMFault):
             raise
         except Exception as exc:
-            inst = code[pc].inst if pc in code else None
-            raise ShaderException(
-                "internal_error", pc=pc, mnemonic=inst.name if inst else "", encoding=inst.encoding if inst else "",
-                message=f"the simulated shader core failed executing {rt.render(inst) if inst else 'an instruction'} "
-                        f"at PC 0x{pc:x} (encoding {inst.encoding if inst else '?'}): {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._failure(prog, rt, b.pc if b.gpr is not None else pc, "internal_error",
+                                f"made the simulated shader core fail: {type(exc).__name__}: {exc}") from exc
         finally:
             rt.instructions += n
             rt.lane_instructions += n * lanes

@@ -5,15 +5,16 @@ returns an `Inst`: the format, opcode, mnemonic exactly as llvm-objdump prints i
 fields, any literal constant and the DPP / SDWA control word.  Formats and bit positions are
 from the AMD "Vega"/"CDNA3" and "RDNA3" ISA reference guides, each confirmed with
 `llvm-mc-19 -show-encoding`; opcode numbers and mnemonics come from the generated
-optable_<target>.py tables (observed from llvm-mc-19 --disassemble).
+optables.py (observed from llvm-mc-19 --disassemble).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
+from ...targets.table import get_target
 from .errors import ShaderException
 
 # 9-bit source operand encodings (both families).
@@ -54,8 +55,37 @@ class Inst:
         return " ".join(f"{w:08X}" for w in self.words)
 
 
-def _load_table(target: str) -> dict:
-    return importlib.import_module(f"{__package__}.optable_{target}").TABLE
+NAMED_SECTIONS = ("SENDMSG", "SENDMSG_RTN", "HWREG")   # optables sections that are not formats
+
+
+@cache
+def stored_tables(target: str) -> dict[str, dict[int, object]]:
+    """The sections of optables.GROUPS that name `target`, merged (VOPD still as VOPDX/VOPDY)."""
+    from .optables import GROUPS
+    out: dict[str, dict[int, object]] = {}
+    for targets, sections in GROUPS.items():
+        if target in targets:
+            for sec, entries in sections.items():
+                out.setdefault(sec, {}).update(entries)
+    if not out:
+        raise ValueError(f"no opcode tables for target {target!r} (optables.py covers "
+                         f"{sorted({t for ts in GROUPS for t in ts})}; extend gen_optables.TARGETS)")
+    return {sec: dict(sorted(entries.items())) for sec, entries in sorted(out.items())}
+
+
+def compose_vopd(xs: dict[int, tuple], ys: dict[int, tuple]) -> dict[int, tuple]:
+    """VOPD opcode opx << 5 | opy -> ("x_name::y_name", X operands, ('::', 0, ''), Y operands)."""
+    return {opx << 5 | opy: (f"{xn}::{yn}", (*xo, ("::", 0, ""), *yo))
+            for opx, (xn, xo) in xs.items() for opy, (yn, yo) in ys.items()}
+
+
+@cache
+def opcode_tables(target: str) -> dict[str, dict[int, object]]:
+    """Every table of `target`: formats (VOPD composed from its halves) and NAMED_SECTIONS."""
+    out = dict(stored_tables(target))
+    if "VOPDX" in out:
+        out["VOPD"] = compose_vopd(out.pop("VOPDX"), out.pop("VOPDY"))
+    return out
 
 
 def base_name(name: str) -> str:
@@ -75,8 +105,9 @@ class Decoder:
 
     def __init__(self, target: str, family: str | None = None):
         self.target = target
-        self.family = family or ("gfx11" if target.startswith("gfx11") else "gfx9")
-        self.table = _load_table(target)
+        self.family = family or get_target(target).family
+        tables = opcode_tables(target)
+        self.table = {fmt: ops for fmt, ops in tables.items() if fmt not in NAMED_SECTIONS}
         self.gfx11 = self.family == "gfx11"
         # literal-carrying VOP2 forms (madmk/madak/fmamk/fmaak) and SOPK imm32 forms
         self._always_literal = {
@@ -174,6 +205,7 @@ class Decoder:
             elif self.gfx11 and s0 in (SRC_DPP8, SRC_DPP8_FI):
                 ext, ext_word = "dpp8", fetch(pc + 4)
                 words.append(ext_word)
+                f["fi8"] = int(s0 == SRC_DPP8_FI)          # DPP8 "fetch inactive"
             inst = self._finish(pc, fmt, op, f, words, lit)
             if ext:
                 inst.ext, inst.ext_word = ext, ext_word
@@ -199,31 +231,14 @@ class Decoder:
                  "src2": (w1 >> 18) & 0x1FF, "omod": (w1 >> 27) & 3, "neg": (w1 >> 29) & 7}
             if not self.gfx11:
                 f["acc"] = (w0 >> 15) & 1     # MAI acc_cd / clamp share bit 15
-            ext = ""
-            ext_word = 0
-            if self.gfx11:
-                ext, ext_word, lit = self._vop3_gfx11_tail(fetch, pc, f, words)
-            inst = self._finish(pc, fmt, op, f, words, lit)
-            if ext:
-                inst.ext, inst.ext_word = ext, ext_word
-                inst.f["src0"] = 0x100 | (ext_word & 0xFF)
-                inst.name = base_name(inst.name) + "_e64_dpp"
-            return inst
+            return self._finish_vop3(fetch, pc, fmt, op, f, words)
         if fmt == "VOP3P":
             op = (w0 >> 16) & 0x7F
             f = {"vdst": w0 & 0xFF, "neg_hi": (w0 >> 8) & 7, "opsel": (w0 >> 11) & 7,
                  "opsel_hi2": (w0 >> 14) & 1, "clamp": (w0 >> 15) & 1,
                  "src0": w1 & 0x1FF, "src1": (w1 >> 9) & 0x1FF, "src2": (w1 >> 18) & 0x1FF,
                  "opsel_hi": (w1 >> 27) & 3, "neg": (w1 >> 29) & 7}
-            ext, ext_word = "", 0
-            if self.gfx11:
-                ext, ext_word, lit = self._vop3_gfx11_tail(fetch, pc, f, words)
-            inst = self._finish(pc, fmt, op, f, words, lit)
-            if ext:
-                inst.ext, inst.ext_word = ext, ext_word
-                inst.f["src0"] = 0x100 | (ext_word & 0xFF)
-                inst.name = base_name(inst.name) + "_e64_dpp"
-            return inst
+            return self._finish_vop3(fetch, pc, fmt, op, f, words)
         if fmt == "VOPD":
             opx, opy = (w0 >> 22) & 0xF, (w0 >> 17) & 0x1F
             vdstx = (w1 >> 24) & 0xFF
@@ -291,6 +306,16 @@ class Decoder:
         raise self.illegal(pc, tuple(words) if fmt != "?" else (w0,),
                            f"unsupported instruction format {fmt}")
 
+    def _finish_vop3(self, fetch, pc: int, fmt: str, op: int, f: dict, words: list[int]) -> Inst:
+        """VOP3 / VOP3P after the two fixed dwords: on GFX11 a DPP word or literal may follow."""
+        ext, ext_word, lit = self._vop3_gfx11_tail(fetch, pc, f, words) if self.gfx11 else ("", 0, None)
+        inst = self._finish(pc, fmt, op, f, words, lit)
+        if ext:
+            inst.ext, inst.ext_word = ext, ext_word
+            inst.f["src0"] = 0x100 | (ext_word & 0xFF)
+            inst.name = base_name(inst.name) + "_e64_dpp"
+        return inst
+
     @staticmethod
     def _vop3_gfx11_tail(fetch, pc: int, f: dict, words: list[int]) -> tuple[str, int, int | None]:
         """GFX11 VOP3/VOP3P: a DPP control word or a literal may follow the 8 bytes."""
@@ -299,6 +324,7 @@ class Decoder:
             words.append(w)
             return "dpp", w, None
         if f["src0"] in (SRC_DPP8, SRC_DPP8_FI):
+            f["fi8"] = int(f["src0"] == SRC_DPP8_FI)       # DPP8 "fetch inactive"
             w = fetch(pc + 8)
             words.append(w)
             return "dpp8", w, None

@@ -7,12 +7,11 @@ and checked instruction by instruction against llvm-objdump-19 on LLVM-built cod
 
 from __future__ import annotations
 
-import importlib
 import re
 import struct
-from functools import cache
 
-from .decoder import Decoder, Inst
+from ...targets.table import get_target
+from .decoder import Decoder, Inst, opcode_tables
 from .errors import ShaderException
 
 _F32_INLINE = {0x3F000000: "0.5", 0xBF000000: "-0.5", 0x3F800000: "1.0", 0xBF800000: "-1.0",
@@ -34,12 +33,6 @@ _DELAY_ID = ("NO_DEP", "VALU_DEP_1", "VALU_DEP_2", "VALU_DEP_3", "VALU_DEP_4", "
              "SALU_CYCLE_3")
 _DELAY_SKIP = ("SAME", "NEXT", "SKIP_1", "SKIP_2", "SKIP_3", "SKIP_4")
 _TYPE_RE = re.compile(r"_([fiub])(16|32|64)")
-
-
-@cache
-def _named(target: str) -> tuple[dict, dict, dict]:
-    mod = importlib.import_module(f"{__package__}.optable_{target}")
-    return mod.SENDMSG, mod.HWREG, getattr(mod, "SENDMSG_RTN", {})
 
 
 def _shex(v: int) -> str:
@@ -82,8 +75,11 @@ class Disassembler:
         self.target = target
         self.decoder = Decoder(target)
         self.gfx11 = self.decoder.gfx11
-        self.gfx940 = target in ("gfx940", "gfx941", "gfx942")
-        self.sendmsg, self.hwreg, self.sendmsg_rtn = _named(target)
+        self.gfx940 = get_target(target).gfx940_memory_encoding
+        tables = opcode_tables(target)
+        self.sendmsg = tables.get("SENDMSG", {})
+        self.hwreg = tables.get("HWREG", {})
+        self.sendmsg_rtn = tables.get("SENDMSG_RTN", {})
 
     # ------------------------------------------------------------------ registers / operands
     def sreg(self, idx: int, width: int = 1) -> str:
@@ -403,8 +399,8 @@ class Disassembler:
         elif inst.ext == "dpp8":
             sel = [(w >> (8 + 3 * i)) & 7 for i in range(8)]
             tail = ["dpp8:[" + ",".join(map(str, sel)) + "]"]
-            if inst.f["src0"] & 0xFF == 0 and False:
-                pass
+            if inst.f.get("fi8"):
+                tail.append("fi:1")
         return mods, tail
 
     def _dpp_tail(self, w: int) -> list[str]:
@@ -457,8 +453,6 @@ class Disassembler:
                 ops.append(self.sreg((ew >> 8) & 0x7F, 1 if self.gfx11 else 2) if ew >> 15 & 1 else w)
                 continue
             ops.append(self._field(inst, fn, w, c, mods))
-        if inst.ext == "dpp8" and inst.f.get("fi8"):
-            tail.append("fi:1")
         return self._join(inst, ops, tail)
 
     _r_VOP1 = _r_VOP2 = _r_VOPC = _vop_short

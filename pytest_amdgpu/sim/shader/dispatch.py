@@ -68,10 +68,9 @@ class DispatchRegs:
     def tidig_comp_cnt(self) -> int:
         return (self.rsrc2 >> 11) & 3
 
-    @property
-    def lds_size_rsrc2(self) -> int:
-        """LDS bytes from RSRC2.LDS_SIZE (granules of 512 bytes on gfx9 and gfx11)."""
-        return ((self.rsrc2 >> 15) & 0x1FF) * 512
+    def lds_size_rsrc2(self, granule: int) -> int:
+        """LDS bytes from RSRC2.LDS_SIZE, in units of the target's `lds_alloc_granule`."""
+        return ((self.rsrc2 >> 15) & 0x1FF) * granule
 
     def vgpr_count(self, wave32: bool, granule_w64: int, granule_w32: int) -> int:
         """Architected VGPRs allocated per lane, from RSRC1.VGPRS."""

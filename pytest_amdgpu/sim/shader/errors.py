@@ -13,9 +13,12 @@ from ...errors import HWExceptionError
 class ShaderException(HWExceptionError):
     """A wave hit an exception: an illegal / unimplemented instruction, s_trap, bad state.
 
-    kind: "illegal_instruction", "trap", "bad_dispatch" (register state the core cannot run),
-    "vgpr_out_of_range", "memory_violation"; pc is the byte address of the instruction;
-    mnemonic and encoding name it (encoding as hex dwords, as llvm-objdump prints them).
+    kind: "illegal_instruction" (an encoding the target does not have, an instruction the core
+    does not implement, a register outside the wave's allocation), "trap" (s_trap; trap_id),
+    "bad_dispatch" (register state no wave can start with) or "internal_error" (a simulator
+    bug); pc is the byte address of the instruction; mnemonic and encoding name it (encoding as
+    hex dwords, as llvm-objdump prints them). The engine maps kind to the KFD wave exception
+    code (EC_QUEUE_WAVE_ILLEGAL_INSTRUCTION, EC_QUEUE_WAVE_TRAP, else EC_QUEUE_WAVE_ABORT).
     """
 
     def __init__(self, kind: str, *, pc: int = 0, mnemonic: str = "", encoding: str = "",

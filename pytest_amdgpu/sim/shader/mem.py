@@ -59,7 +59,8 @@ _AOPS = {"swap": "swap", "cmpswap": "cmpswap", "add": "add", "sub": "sub", "smin
          "min_u64": "umin", "max_i64": "smax", "max_u64": "umax", "add_f32": "fadd", "add_f64": "fadd",
          "min_f32": "fmin", "max_f32": "fmax", "min_f64": "fmin", "max_f64": "fmax", "csub_u32": "csub",
          "csub": "csub", "fmin": "fmin", "fmax": "fmax", "rsub": "rsub", "wrxchg": "swap",
-         "storexchg": "swap", "cmpst": "cmpswap", "cmpstore": "cmpswap"}
+         "storexchg": "swap", "cmpst": "cmpswap", "cmpstore": "cmpswap", "pk_add_f16": "pk_fadd_f16",
+         "pk_add_bf16": "pk_fadd_bf16"}
 
 
 def parse_vmem(name: str) -> MemOp | None:
@@ -73,7 +74,7 @@ def parse_vmem(name: str) -> MemOp | None:
         wide = rest.endswith(("_x2", "_b64", "_u64", "_i64", "_f64"))
         key = rest[:-3] if rest.endswith("_x2") else rest
         aop = _AOPS.get(key) or _AOPS.get(key.rsplit("_", 1)[0] if "_" in key else key)
-        if key in ("add_f32", "add_f64", "min_f64", "max_f64", "min_f32", "max_f32"):
+        if key in ("add_f32", "add_f64", "min_f64", "max_f64", "min_f32", "max_f32", "pk_add_f16", "pk_add_bf16"):
             aop = _AOPS[key]
         if aop is None:
             return None
@@ -115,6 +116,10 @@ def parse_ds(name: str) -> MemOp | None:
         if two:
             mo.count = 2
             mo.aop = "st64" if "64" in two else ""
+        return mo
+    if n2 in ("pk_add_f16", "pk_add_bf16"):          # gfx942: two 16-bit float adds per dword
+        mo = MemOp("atomic", size=4, ndw=1, aop=_AOPS[n2])
+        mo.ret = rtn
         return mo
     m = re.match(r"^(.*)_(b32|u32|i32|f32|b64|u64|i64|f64)$", n2)
     if not m:
@@ -170,6 +175,21 @@ def gather_dwords(vm, addrs: np.ndarray, ndw: int) -> np.ndarray:
     return np.ascontiguousarray(gather_bytes(vm, addrs, 4 * ndw)).view(U32).reshape(addrs.size, ndw)
 
 
+def writable_view(vm, lo: int, size: int) -> np.ndarray | None:
+    """A writable uint8 view of [lo, lo + size) when it lies in one mapping whose GPU writes have
+    no side effect (not a doorbell page); None otherwise (take the VM's per-access path, which
+    also finds the exact faulting address)."""
+    if size > (1 << 32):
+        return None
+    try:
+        m = vm.lookup(lo)
+        if m is None or getattr(getattr(m, "bo", None), "on_gpu_write", None) is not None:
+            return None
+        return vm.view(lo, size, True)
+    except Exception:  # VMFault, read-only, range over several BOs
+        return None
+
+
 def scatter_bytes(vm, addrs: np.ndarray, data: np.ndarray) -> None:
     """Store rows of `data` (n, nbytes) uint8 at the addresses; later lanes win on overlap."""
     n = addrs.size
@@ -177,16 +197,7 @@ def scatter_bytes(vm, addrs: np.ndarray, data: np.ndarray) -> None:
         return
     nbytes = data.shape[1]
     lo = int(addrs.min())
-    hi = int(addrs.max()) + nbytes
-    view = None
-    if hi - lo <= (1 << 32):
-        try:
-            m = vm.lookup(lo)
-            hook = getattr(getattr(m, "bo", None), "on_gpu_write", None) if m is not None else None
-            if hook is None:
-                view = vm.view(lo, hi - lo, True)
-        except Exception:
-            view = None
+    view = writable_view(vm, lo, int(addrs.max()) + nbytes - lo)
     if view is None:
         vm.scatter(addrs, data, None)
         return
@@ -210,29 +221,32 @@ def atomic_global(vm, addrs: np.ndarray, mo: MemOp, src: np.ndarray, cmp: np.nda
     if n == 0:
         return np.zeros(0, dtype=dt)
     lo = int(addrs.min())
-    hi = int(addrs.max()) + size
     view = None
-    if lo % size == 0 and not (addrs % U64(size)).any() and hi - lo <= (1 << 32):
-        try:
-            m = vm.lookup(lo)
-            hook = getattr(getattr(m, "bo", None), "on_gpu_write", None) if m is not None else None
-            if hook is None:
-                view = vm.view(lo, hi - lo, True)
-        except Exception:
-            view = None
-    if view is None or view.size % size:
-        # per-lane path (exact faults; several buffer objects)
-        opname = {"smin": "smin", "umin": "umin", "smax": "smax", "umax": "umax", "fadd": "fadd",
-                  "fmin": "fmin", "fmax": "fmax"}.get(mo.aop, mo.aop)
+    if lo % size == 0 and not (addrs % U64(size)).any():
+        view = writable_view(vm, lo, int(addrs.max()) + size - lo)
+    if view is None:
+        # lane by lane: the exact faulting lane, ranges over several buffer objects, pages whose
+        # writes have side effects (the VM's own atomic), misaligned addresses
         old = np.zeros(n, dtype=dt)
         for i in range(n):
-            old[i] = vm.atomic(int(addrs[i]), opname, int(src[i]), int(cmp[i]) if cmp is not None else 0, size)
+            a = int(addrs[i])
+            if mo.aop in _VM_ATOMIC_OPS:
+                old[i] = vm.atomic(a, mo.aop, int(src[i]), int(cmp[i]) if cmp is not None else 0, size)
+            else:
+                one = vm.view(a, size, True).view(dt)
+                old[i] = _atomic_commit(one, np.zeros(1, np.intp), mo.aop, src[i:i + 1],
+                                        None if cmp is None else cmp[i:i + 1], dt, size)[0]
+                vm.notify_write()
         return old
     mem = view.view(dt)
     idx = ((addrs - U64(lo)) // U64(size)).astype(np.intp)
     old = _atomic_commit(mem, idx, mo.aop, src, cmp, dt, size)
     vm.notify_write()
     return old
+
+
+_VM_ATOMIC_OPS = {"add", "sub", "and", "or", "xor", "swap", "cmpswap", "umin", "umax", "smin", "smax",
+                  "inc", "dec", "fadd", "fmin", "fmax"}     # what GPUVM.atomic implements
 
 
 def _atomic_commit(mem: np.ndarray, idx: np.ndarray, op: str, src: np.ndarray,
@@ -284,6 +298,15 @@ def _put(b, reg_arr, d: int, values: np.ndarray, act, k: int = 0):
         dst.reshape(-1)[act] = values
     else:
         dst.flat[act] = values
+
+
+def _put_old(b, regs, vdst: int, old: np.ndarray, act) -> None:
+    """An atomic's returned values (uint32, or uint64 into a register pair) into vdst."""
+    if old.dtype == U64:
+        _put(b, regs, vdst, (old & U64(0xFFFFFFFF)).astype(U32), act)
+        _put(b, regs, vdst + 1, (old >> U64(32)).astype(U32), act)
+    else:
+        _put(b, regs, vdst, old.astype(U32), act)
 
 
 def _extend(data: np.ndarray, mo: MemOp) -> np.ndarray:
@@ -413,7 +436,7 @@ def _compile_flat(ctx: Ctx, inst: Inst, mo: MemOp):
     vaddr = f["vaddr"]
     acc = bool(f.get("acc"))
     if seg == "SCRATCH":
-        use_v = bool(f["sve"]) if (ctx.gfx11 or ctx.gfx940) else saddr == off_reg
+        use_v = bool(f["sve"]) if (ctx.gfx11 or ctx.gfx940_memory_encoding) else saddr == off_reg
         use_s = saddr != off_reg
     else:
         use_v = True
@@ -422,7 +445,7 @@ def _compile_flat(ctx: Ctx, inst: Inst, mo: MemOp):
     data = f["data"]
     vdst = f["vdst"]
     reg = "a" if acc else "v"
-    architected = ctx.gfx11 or ctx.gfx940
+    architected = ctx.target.architected_flat_scratch
     lds_hi = ctx.lds_aperture >> 32
     priv_hi = ctx.private_aperture >> 32
     lds_ap = ctx.lds_aperture
@@ -495,15 +518,14 @@ def _fast_dwords(b, rt, regs, mo: MemOp, vaddr: int, saddr: int, imm: int, data:
         return False
     vm = rt.vm
     write = mo.kind == "store"
-    try:
-        if write:
-            m = vm.lookup(start)
-            if m is None or getattr(getattr(m, "bo", None), "on_gpu_write", None) is not None:
-                return False
-        view = vm.view(start, end - start, write)
-    except Exception:
-        return False
-    if view.size % 4:
+    if write:
+        view = writable_view(vm, start, end - start)
+    else:
+        try:
+            view = vm.view(start, end - start, False)
+        except Exception:  # VMFault or a range over several BOs: the general path decides
+            return False
+    if view is None or view.size % 4:
         return False
     v32 = view.view(U32)
     idx = (lo - U32(lmin)) >> U32(2)
@@ -611,11 +633,7 @@ def _access(b, rt, regs, addrs, dwordwise: bool, act, mo: MemOp, ret: bool, data
     a = addrs[:, 0] if addrs.ndim == 2 else addrs
     old = atomic_global(vm, a, mo, src, cmp, ret)
     if ret:
-        if mo.wide:
-            _put(b, regs, vdst, (old & U64(0xFFFFFFFF)).astype(U32), act)
-            _put(b, regs, vdst + 1, (old >> U64(32)).astype(U32), act)
-        else:
-            _put(b, regs, vdst, old.astype(U32), act)
+        _put_old(b, regs, vdst, old, act)
     return None
 
 
@@ -843,18 +861,10 @@ def _lds_access(b, rt, regs, sel, flat, rel, mo: MemOp, ret: bool, data: int, vd
             # GFX9 ds_cmpst: DATA0 = compare, DATA1 = new; GFX11 ds_cmpstore: DATA0 = new, DATA1 = compare
             new, cmpv = (src, src2) if rt.gfx11 else (src2, src)
             old[okk] = atomics.apply(mem, idx, "cmpswap", new[okk], cmpv[okk])
-        elif mo.aop == "mskor":
-            cur = mem[idx].copy()
-            old[okk] = cur
-            mem[idx] = (cur & ~src[okk]) | src2[okk]
-        else:
-            old[okk] = atomics.apply(mem, idx, mo.aop, src[okk])
+        else:                         # ds_mskor: DATA0 the mask, DATA1 the OR value
+            old[okk] = atomics.apply(mem, idx, mo.aop, src[okk], None if src2 is None else src2[okk])
     if ret:
-        if mo.wide:
-            _put(b, regs, vdst, (old & U64(0xFFFFFFFF)).astype(U32), sel)
-            _put(b, regs, vdst + 1, (old >> U64(32)).astype(U32), sel)
-        else:
-            _put(b, regs, vdst, old.astype(U32), sel)
+        _put_old(b, regs, vdst, old, sel)
 
 
 def _compile_ds_lane(ctx: Ctx, inst: Inst):

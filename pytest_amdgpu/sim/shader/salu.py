@@ -659,10 +659,18 @@ def compile_sopp(ctx: Ctx, inst: Inst):
                 return END
             return None
         return h
+    if name in ("s_round_mode", "s_denorm_mode"):
+        # GFX10+: MODE.FP_ROUND [3:0] / MODE.FP_DENORM [7:4] from SIMM16[3:0]
+        sh = U32(0 if name == "s_round_mode" else 4)
+        val = U32(imm & 0xF)
+
+        def h(b, rt):
+            b.mode[...] = (b.mode & ~(U32(0xF) << sh)) | (val << sh)
+        return h
     if name in ("s_nop", "s_waitcnt", "s_sleep", "s_setprio", "s_icache_inv", "s_clause", "s_delay_alu",
                 "s_waitcnt_depctr", "s_code_end", "s_set_inst_prefetch_distance", "s_inst_prefetch",
                 "s_incperflevel", "s_decperflevel", "s_ttracedata", "s_ttracedata_imm", "s_wakeup",
-                "s_setkill", "s_wait_event", "s_wait_idle", "s_round_mode", "s_denorm_mode",
+                "s_setkill", "s_wait_event", "s_wait_idle",
                 "s_cbranch_cdbgsys", "s_cbranch_cdbguser", "s_cbranch_cdbgsys_or_user",
                 "s_cbranch_cdbgsys_and_user"):
         return None

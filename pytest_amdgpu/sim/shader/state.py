@@ -28,42 +28,24 @@ def pack_mask(mask: np.ndarray, lanes: int) -> np.ndarray:
     return np.packbits(m, axis=1, bitorder="little").view(U32)
 
 
+# per-wave arrays of a Batch and their wave axis (everything else is shared by its waves)
+_PER_WAVE = (("s", 0), ("v", 1), ("a", 1), ("scc", 0), ("em", 0), ("wave", 0), ("wg", 0), ("wg_slot", 0),
+             ("fscr", 0), ("mode", 0), ("trapsts", 0))
+
+
 class Batch:
     """W waves at one PC, executed together (see module docstring)."""
 
-    __slots__ = (
-        "L",
-        "W",
-        "a",
-        "barrier",
-        "dead",
-        "em",
-        "exec_full",
-        "fscr",
-        "gpr",
-        "lane",
-        "lds_base",
-        "mcache",
-        "mode",
-        "nw",
-        "pc",
-        "ran",
-        "s",
-        "scc",
-        "trapsts",
-        "v",
-        "wave",
-        "wg",
-        "wg_slot",
-    )
+    __slots__ = ("L", "W", "a", "em", "exec_full", "fscr", "gpr", "lane", "mcache", "mode", "nw", "pc", "s",
+                 "scc", "trapsts", "v", "wave", "wg", "wg_slot")
 
-    def __init__(self, W: int, L: int, nv: int, na: int, *, exec_cols: int = 126) -> None:
+    def __init__(self, W: int, L: int, nv: int, na: int) -> None:
         self.W = W
         self.L = L
         self.nw = L // 32                       # mask words per wave (1 or 2)
         self.s = np.zeros((W, 128), dtype=U32)
         self.v = np.zeros((nv, W, L), dtype=U32)
-        self.a = np.zeros((na, W, L), dtype=U32) if na else np.zeros((0, W, L), dtype=U32)
+        self.a = np.zeros((na, W, L), dtype=U32)
         self.scc = np.zeros(W, dtype=bool)
         self.em = np.zeros((W, L), dtype=bool)
         self.exec_full = False
@@ -76,10 +58,6 @@ class Batch:
         self.fscr = np.zeros(W, dtype=U64)      # architected flat-scratch base per wave
         self.mode = np.zeros(W, dtype=U32)
         self.trapsts = np.zeros(W, dtype=U32)
-        self.barrier = False
-        self.dead = False
-        self.ran = 0
-        self.lds_base = None
         self.gpr = None                         # GFX9 VGPR indexing: (M0 offset, mode) or None
 
     # -- EXEC ---------------------------------------------------------------------------------
@@ -126,71 +104,35 @@ class Batch:
             self.mcache.clear()
 
     # -- batch surgery -----------------------------------------------------------------------
+    def _like(self, W: int) -> Batch:
+        """A batch of W waves sharing this one's PC, wave size and VGPR-indexing state."""
+        nb = Batch.__new__(Batch)
+        nb.W, nb.L, nb.nw = W, self.L, self.nw
+        nb.pc, nb.lane, nb.gpr = self.pc, self.lane, self.gpr
+        nb.mcache = {}
+        return nb
+
     def take(self, rows: np.ndarray) -> Batch:
         """A new batch holding the waves at `rows` (copies)."""
-        nb = Batch.__new__(Batch)
-        nb.W = int(rows.size)
-        nb.L = self.L
-        nb.nw = self.nw
-        nb.s = np.take(self.s, rows, axis=0)
-        nb.v = np.take(self.v, rows, axis=1)
-        nb.a = np.take(self.a, rows, axis=1)
-        nb.scc = self.scc[rows]
-        nb.em = np.take(self.em, rows, axis=0)
+        nb = self._like(int(rows.size))
+        for name, axis in _PER_WAVE:
+            setattr(nb, name, np.take(getattr(self, name), rows, axis=axis))
         nb.exec_full = bool(nb.em.all())
-        nb.mcache = {}
-        nb.pc = self.pc
-        nb.wave = self.wave[rows]
-        nb.wg = self.wg[rows]
-        nb.wg_slot = self.wg_slot[rows]
-        nb.lane = self.lane
-        nb.fscr = self.fscr[rows]
-        nb.mode = self.mode[rows]
-        nb.trapsts = self.trapsts[rows]
-        nb.barrier = self.barrier
-        nb.dead = False
-        nb.ran = 0
-        nb.lds_base = self.lds_base
-        nb.gpr = self.gpr
         return nb
 
     def copy(self) -> Batch:
         """An independent copy (used to re-launch a cached initial state)."""
-        nb = Batch.__new__(Batch)
-        for name in Batch.__slots__:
-            val = getattr(self, name)
-            if isinstance(val, np.ndarray) and name not in ("lane", "em", "wg", "wg_slot", "wave"):
-                val = val.copy()
-            setattr(nb, name, val)
-        nb.mcache = {}
+        nb = self._like(self.W)
+        for name, _axis in _PER_WAVE:
+            setattr(nb, name, getattr(self, name).copy())
+        nb.exec_full = self.exec_full
         return nb
 
     @staticmethod
     def concat(batches: list[Batch]) -> Batch:
         """Merge batches at the same PC into one (waves keep the order of `batches`)."""
-        first = batches[0]
-        nb = Batch.__new__(Batch)
-        nb.L = first.L
-        nb.nw = first.nw
-        nb.wave = np.concatenate([b.wave for b in batches])
-        nb.W = int(nb.wave.size)
-        nb.s = np.concatenate([b.s for b in batches])
-        nb.v = np.concatenate([b.v for b in batches], axis=1)
-        nb.a = np.concatenate([b.a for b in batches], axis=1)
-        nb.scc = np.concatenate([b.scc for b in batches])
-        nb.em = np.concatenate([b.em for b in batches])
+        nb = batches[0]._like(sum(b.W for b in batches))
+        for name, axis in _PER_WAVE:
+            setattr(nb, name, np.concatenate([getattr(b, name) for b in batches], axis=axis))
         nb.exec_full = all(b.exec_full for b in batches)
-        nb.mcache = {}
-        nb.pc = first.pc
-        nb.wg = np.concatenate([b.wg for b in batches])
-        nb.wg_slot = np.concatenate([b.wg_slot for b in batches])
-        nb.lane = first.lane
-        nb.fscr = np.concatenate([b.fscr for b in batches])
-        nb.mode = np.concatenate([b.mode for b in batches])
-        nb.trapsts = np.concatenate([b.trapsts for b in batches])
-        nb.barrier = first.barrier
-        nb.dead = False
-        nb.ran = 0
-        nb.lds_base = first.lds_base
-        nb.gpr = first.gpr
         return nb

@@ -43,7 +43,7 @@ class Ctx:
                  private_aperture: int = 2 << 48) -> None:
         self.target = target
         self.gfx11 = target.family == "gfx11"
-        self.gfx940 = target.name in ("gfx940", "gfx941", "gfx942")
+        self.gfx940_memory_encoding = target.gfx940_memory_encoding
         self.L = lanes
         self.nw = lanes // 32
         self.m0 = 125 if self.gfx11 else 124
@@ -390,8 +390,9 @@ def make_dpp(ctx: Ctx, inst: Inst):
         lane = np.arange(L)
         src = (lane & ~7) | np.array(sel)[lane & 7]
         valid = np.ones(L, bool)
-        fi = inst.f["src0"] == 0x1EA or (inst.words[0] & 0x1FF) == 0xEA
-        bound = False
+        # DPP8 has no bound_ctrl: a source lane that is inactive reads as zero unless FI is set
+        fi = bool(inst.f.get("fi8"))
+        bound = True
         row_mask = bank_mask = 0xF
     else:
         ctrl = (w >> 8) & 0x1FF
@@ -692,26 +693,25 @@ def _compile_lane(ctx: Ctx, inst: Inst, o: vo.Op, srcs, kind: str):
     f = inst.f
     L = ctx.L
     fns = [as_fn(r) for r in srcs]
-    if kind == "readfirstlane":
+    if kind in ("readfirstlane", "readlane"):
         sd = f["vdst"]
         g0 = fns[0]
+        if sd == ctx.null:
+            return lambda b, rt: None
+        if kind == "readfirstlane":        # the lowest active lane; lane 0 when EXEC is zero
+            def lane(b):
+                return np.argmax(b.em, axis=1)
+        else:                              # the lane SRC1 names (any lane, active or not)
+            g1 = fns[1]
+
+            def lane(b):
+                return (np.broadcast_to(g1(b), (b.W, 1))[:, 0] & U32(L - 1)).astype(np.int64)
 
         def h(b, rt):
-            x = np.broadcast_to(g0(b), (b.W, L))
-            first = np.argmax(b.em, axis=1)
-            if sd != ctx.null:
-                b.s[:, sd] = x[np.arange(b.W), first]
-                b.scalar_written()
-        return h
-    if kind == "readlane":
-        sd = f["vdst"]
-        g0, g1 = fns
-
-        def h(b, rt):
-            x = np.broadcast_to(g0(b), (b.W, L))
-            ln = (np.broadcast_to(g1(b), (b.W, 1))[:, 0] & U32(L - 1)).astype(np.int64)
-            if sd != ctx.null:
-                b.s[:, sd] = x[np.arange(b.W), ln]
+            b.s[:, sd] = np.broadcast_to(g0(b), (b.W, L))[np.arange(b.W), lane(b)]
+            if sd in (126, 127):
+                b.exec_changed()
+            else:
                 b.scalar_written()
         return h
     if kind == "writelane":

@@ -38,3 +38,23 @@ __kernel void wave_paths(__global int *out, __global const int *in) {
   BARRIER();
   out[g * n + l] = s[n - 1 - l];
 }
+
+// Every wave loops `trips[wave]` times before two barrier-separated LDS exchanges: waves of
+// one group arrive at the first barrier far apart (long loops run in several scheduler turns),
+// and a group's late wave must still see what its early waves wrote, and vice versa.
+__kernel void staggered(__global int *out, __global const int *trips, int wave_size) {
+  __local int s[256];
+  int l = __builtin_amdgcn_workitem_id_x();
+  int g = __builtin_amdgcn_workgroup_id_x();
+  int n = __builtin_amdgcn_workgroup_size_x();
+  int t = trips[(g * n + l) / wave_size];
+  int acc = 0;
+  for (int k = 0; k < t; k++) acc += k ^ l;
+  s[l] = acc;
+  BARRIER();
+  int x = s[n - 1 - l];
+  BARRIER();
+  s[l] = x + l;
+  BARRIER();
+  out[g * n + l] = s[(l + 1) % n];
+}

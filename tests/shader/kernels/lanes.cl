@@ -44,3 +44,28 @@ __kernel void divergent_lanes(__global int *out, __global const int *in) {
     r = __builtin_amdgcn_readfirstlane(v) + __builtin_amdgcn_mov_dpp(v, 0xB1, 0xF, 0xF, 1);
   out[base + l] = r;
 }
+
+// DPP16 controls with row / bank masks and bound_ctrl, in divergent code: each lane keeps
+// `old` where its row or bank is masked off or (bound_ctrl clear) its source is invalid.
+#define UPD(k, ctrl, rm, bm, bc) out[16 * i + k] = __builtin_amdgcn_update_dpp(old, v, ctrl, rm, bm, bc)
+__kernel void dpp_masks(__global int *out, __global const int *a, __global const int *active) {
+  int i = __builtin_amdgcn_workgroup_id_x() * 64 + __builtin_amdgcn_workitem_id_x();
+  int v = a[i];
+  int old = -7 - i;
+  if (active[i]) {
+    UPD(0, 0x111, 0xF, 0xF, false);   // row_shr:1
+    UPD(1, 0x111, 0xF, 0xF, true);
+    UPD(2, 0x101, 0xA, 0xF, false);   // row_shl:1, rows 1 and 3
+    UPD(3, 0x121, 0xF, 0x5, true);    // row_ror:1, banks 0 and 2
+    UPD(4, 0x1B, 0xF, 0xF, false);    // quad_perm:[3,2,1,0]
+    UPD(5, 0x140, 0xF, 0xF, false);   // row_mirror
+    UPD(6, 0x141, 0xF, 0xF, true);    // row_half_mirror
+    UPD(7, 0x118, 0xF, 0xF, true);    // row_shr:8
+    UPD(8, 0x10F, 0x3, 0xF, false);   // row_shl:15, rows 0 and 1
+#if defined(__gfx90a__) || defined(__gfx942__)
+    UPD(9, 0x130, 0xF, 0xF, false);   // wave_shl:1
+    UPD(10, 0x142, 0xA, 0xF, false);  // row_bcast:15
+    UPD(11, 0x143, 0xC, 0xF, true);   // row_bcast:31
+#endif
+  }
+}
