@@ -165,6 +165,18 @@ MUTATIONS: tuple[Mutation, ...] = (
              _quiet("gather", lambda addrs, nbytes, *a: np.zeros((len(addrs), nbytes), np.uint8))
              _quiet("scatter", lambda *a: None)
              """),
+    Mutation("aql_queue_error_code",
+             "a stopped AQL queue reports every packet error as invalid packet format (0x20)",
+             """
+             from pytest_amdgpu.sim.gpu import engine
+
+             _orig = engine.GPUEngine._report_aql_queue_error
+
+             def _mutated(self, q, reason):
+                 return _orig(self, q, "EC_QUEUE_PACKET_RESERVED: " + reason)
+
+             engine.GPUEngine._report_aql_queue_error = _mutated
+             """),
     Mutation("hidden_remainder",
              "the hidden argument hidden_remainder_x is always 0 (partial work-groups lost)",
              """

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pytest_amdgpu.kfd.abi import lib
 from pytest_amdgpu.kfd.errors import KFDError
@@ -55,6 +56,17 @@ WAVE_SIZE = {"gfx90a": 64, "gfx942": 64, "gfx1100": 32}
 # SDMA COPY_LINEAR per-packet byte limits: 22-bit count on SDMA 4.x, 30-bit on 6.0
 # (facts-sdma-aql-codeobj.md §1.4)
 SDMA_COUNT_BITS = {"gfx90a": 22, "gfx942": 22, "gfx1100": 30}
+# FENCE header MTYPE a producer sets for an uncached write: SDMA 6.0 has the field and the
+# kernel's fences set 3 (UC, sdma_v6_0_ring_emit_fence); SDMA 4.x FENCE has none (§1.4, §6.2)
+SDMA_FENCE_MTYPE = {"gfx90a": 0, "gfx942": 0, "gfx1100": 3}
+# ACQUIRE_MEM of the whole address range that invalidates the caches before CP / shader reads
+# (kfdtest values, facts-pm4.md §6 G12): gfx9 COHER_CNTL form (6 body dwords), gfx10+ GCR_CNTL
+# form (7 body dwords)
+ACQUIRE_MEM_BODY = {
+    "gfx90a": [0x28C00000, 0xFFFFFFFF, 0, 0, 0, 4],
+    "gfx942": [0x28C00000, 0xFFFFFFFF, 0, 0, 0, 4],
+    "gfx1100": [0, 0xFFFFFFFF, 0, 0, 0, 4, 0x4381],
+}
 
 # --- PM4 type-3 encodings (facts-pm4.md §1, §2, §3) --------------------------------------------
 PM4_NOP = 0x10
@@ -127,6 +139,11 @@ def raw_sdma_copy_linear(src: int, dst: int, nbytes: int) -> list[int]:
 def raw_sdma_fence(addr: int, value: int, mtype: int = 0) -> list[int]:
     """FENCE: one 32-bit value (§1.4; mtype only exists on SDMA 6.0)."""
     return [SDMA_FENCE | (mtype & 7) << 16, addr & 0xFFFFFFFF, addr >> 32, value & 0xFFFFFFFF]
+
+
+def raw_sdma_trap(int_context: int) -> list[int]:
+    """TRAP: raise an interrupt carrying INT_CONTEXT [27:0] in DW1 (§1.4)."""
+    return [SDMA_TRAP, int_context & 0x0FFFFFFF]
 
 
 def raw_sdma_write(addr: int, values: Sequence[int]) -> list[int]:
@@ -217,6 +234,25 @@ def stays(read: Callable[[], Any], expected: Any, *, seconds: float = 0.2,
         if time.monotonic() >= deadline:
             return
         time.sleep(0.01)
+
+
+def same_ring_position(read_pointer: int, write_pointer: int, ring_units: int) -> bool:
+    """Whether a PM4 read pointer the CP wrote back has caught up with `write_pointer` (both
+    in dwords). The CP's read pointer is 32-bit and wraps at the queue size even where the
+    write pointer is 64-bit (kfdtest PM4Queue::Rptr / RptrWhenConsumed); a 64-bit count of
+    dwords consumed is accepted too."""
+    return (read_pointer <= write_pointer
+            and read_pointer % ring_units == write_pointer % ring_units
+            and (read_pointer == write_pointer or read_pointer < ring_units))
+
+
+def needs_cpu_visible_vram(device: Any) -> None:
+    """Skip unless the CPU can map the device's VRAM: on a small-BAR board the driver refuses
+    VRAM with the PUBLIC flag (facts-kfd.md §2.3 row 5), so a test that reads or writes VRAM
+    from the CPU cannot run there."""
+    if not device.large_bar:
+        pytest.skip(f"{device.describe()} is a small-BAR board (no FB_PUBLIC heap): its VRAM "
+                    "cannot be CPU-mapped")
 
 
 def kfd_errno(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:

@@ -21,6 +21,7 @@ from pytest_amdgpu.packets import pm4
 from ._helpers import (
     AQL_TYPE_KERNEL_DISPATCH,
     hsa_hidden_args,
+    needs_cpu_visible_vram,
     stays,
     u32,
 )
@@ -60,9 +61,11 @@ def test_write_value(queue, amdgpu_kernel, amdgpu_buffer):
 
 
 @pytest.mark.parametrize("location", ["gtt", "vram"])
-def test_copy_kernel(queue, amdgpu_kernel, amdgpu_buffer, location):
+def test_copy_kernel(amdgpu_device, queue, amdgpu_kernel, amdgpu_buffer, location):
     """KFDQMTest.SimpleCopyDispatch: a copy kernel over 1000 work-items in groups of 256 (the
     last group partial) copies exactly 1000 dwords between buffers."""
+    if location == "vram":
+        needs_cpu_visible_vram(amdgpu_device)
     k = amdgpu_kernel("copy")
     src = amdgpu_buffer(8192, location)
     dst = amdgpu_buffer(8192, location)

@@ -21,6 +21,7 @@ from pytest_amdgpu.kfd.abi import lib
 from ._helpers import (
     PM4_WRITE_DATA,
     drain,
+    needs_cpu_visible_vram,
     raw_dispatch_packet,
     raw_release_mem,
     raw_sdma_fence,
@@ -121,6 +122,8 @@ def test_read_only_fault(amdgpu_device, amdgpu_process, amdgpu_queue, amdgpu_buf
     """KFDExceptionTest.PermissionFault / UserptrPermissionFault: a kernel store into a buffer
     allocated without WRITABLE (read-only GPU mapping) faults with ReadOnly at that page and the
     memory keeps its contents."""
+    if location == "vram":
+        needs_cpu_visible_vram(amdgpu_device)
     result = amdgpu_process.run(_shader_store_fault, "aql", location, True, timeout=TIMEOUT)
     _check_fault(result, amdgpu_device, "ReadOnly")
     assert result["untouched"]

@@ -27,6 +27,7 @@ from ._helpers import (
     EPERM,
     drain,
     kfd_errno,
+    needs_cpu_visible_vram,
 )
 
 pytestmark = pytest.mark.amdgpu_area("memory")
@@ -78,6 +79,8 @@ def test_gpu_and_cpu_access(amdgpu_device, amdgpu_queue, amdgpu_buffer, amdgpu_s
     by the GPU (WRITE_DATA) and seen by the CPU, and data the CPU wrote is read by the GPU
     (COPY_DATA into a second buffer)."""
     kw = dict(kind)
+    if kw["location"] == "vram":
+        needs_cpu_visible_vram(amdgpu_device)
     buf = amdgpu_buffer(2 * PAGE, kw.pop("location"), **kw)
     out = amdgpu_buffer(PAGE, "gtt")
     pattern = np.array([0x11111111, 0x22222222, 0xDEADBEEF, 0xFFFFFFFF], np.uint32)
@@ -90,9 +93,11 @@ def test_gpu_and_cpu_access(amdgpu_device, amdgpu_queue, amdgpu_buffer, amdgpu_s
 
 
 @pytest.mark.parametrize("location", ["vram", "gtt"])
-def test_new_memory_is_zeroed(amdgpu_buffer, location):
+def test_new_memory_is_zeroed(amdgpu_device, amdgpu_buffer, location):
     """KFDMemoryTest.CheckZeroInitializationVram / CheckZeroInitializationSysMem: a fresh buffer
     reads as zeros, also after another buffer was filled and freed."""
+    if location == "vram":
+        needs_cpu_visible_vram(amdgpu_device)
     first = amdgpu_buffer(64 * 1024, location)
     first.fill(0xA5)
     first.free()
@@ -119,7 +124,7 @@ def test_handle_encodes_gpu_id(amdgpu_buffer, amdgpu_device):
     """KFDMemoryTest.MapMemoryToGPU (handles): ALLOC_MEMORY_OF_GPU returns handle = gpu_id << 32
     | idr index (MAKE_HANDLE, facts-kfd.md §2.3)."""
     a = amdgpu_buffer(PAGE, "gtt")
-    b = amdgpu_buffer(PAGE, "vram")
+    b = amdgpu_buffer(PAGE, "vram", cpu_access=False)
     assert a.handle >> 32 == amdgpu_device.gpu_id
     assert b.handle >> 32 == amdgpu_device.gpu_id
     assert a.handle != b.handle
@@ -298,6 +303,7 @@ def test_contents_survive_unmap_and_map(amdgpu_device, amdgpu_queue, amdgpu_buff
                                         amdgpu_signal):
     """KFDMemoryTest.VerifyContentsAfterUnmapAndMap: data the GPU wrote stays in the buffer
     across UNMAP and MAP, and the GPU reads it back after the new mapping."""
+    needs_cpu_visible_vram(amdgpu_device)
     buf = amdgpu_buffer(PAGE, "vram")
     out = amdgpu_buffer(PAGE, "gtt")
     amdgpu_queue.write_data(buf.gpu_address, [0xCAFE0001, 0xCAFE0002])
@@ -365,7 +371,8 @@ def test_alloc_free_loop_leaks_nothing(amdgpu_device):
     before = amdgpu_device.available_memory()
     live = len(amdgpu_device.live_objects())
     for i in range(16):
-        bufs = [amdgpu_device.alloc(PAGE * (1 + i % 3), loc, owner="loop")
+        bufs = [amdgpu_device.alloc(PAGE * (1 + i % 3), loc, owner="loop",
+                                    cpu_access=loc != "vram" or amdgpu_device.large_bar)
                 for loc in ("vram", "gtt", "userptr")]
         for b in bufs:
             b.free()
@@ -408,9 +415,11 @@ def test_mmio_remap_size_must_be_a_page(amdgpu_device):
     assert code == EINVAL
 
 
-def test_large_buffer_fill_and_check(amdgpu_buffer, amdgpu_sdma_queue, amdgpu_signal):
+def test_large_buffer_fill_and_check(amdgpu_device, amdgpu_buffer, amdgpu_sdma_queue,
+                                     amdgpu_signal):
     """KFDMemoryTest.BigBufferStressTest (small form): an 8 MiB VRAM buffer filled by SDMA reads
     back the fill pattern everywhere, and the byte after it is untouched."""
+    needs_cpu_visible_vram(amdgpu_device)
     size = 8 << 20
     buf = amdgpu_buffer(size + PAGE, "vram")
     buf.view(np.uint32)[size // 4:] = 0x5A5A5A5A

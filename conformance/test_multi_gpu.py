@@ -13,7 +13,7 @@ import pytest
 from pytest_amdgpu.kfd.errors import KFDError
 from pytest_amdgpu.packets import pm4
 
-from ._helpers import EINVAL, drain, stays, u32, wait_for
+from ._helpers import EINVAL, drain, needs_cpu_visible_vram, stays, u32, wait_for
 
 pytestmark = [pytest.mark.amdgpu_area("multi_gpu"), pytest.mark.amdgpu_min_devices(2)]
 
@@ -58,6 +58,8 @@ def test_buffer_shared_with_peer(amdgpu_device, amdgpu_devices, amdgpu_buffer, a
     GPU is written by the peer and read back by this GPU (COPY_DATA into a GTT buffer) at the
     same address."""
     d0, d1 = _pair(amdgpu_device, amdgpu_devices)
+    if location == "vram":
+        needs_cpu_visible_vram(d0)
     shared = amdgpu_buffer(4096, location, device=d0)
     shared.map_to(d1)
     out = amdgpu_buffer(4096, "gtt", device=d0)
@@ -76,6 +78,8 @@ def test_p2p_sdma_copy(amdgpu_device, amdgpu_devices, amdgpu_buffer, amdgpu_sign
     """P2PTest: the peer GPU's SDMA engine copies 1 MiB from this GPU's VRAM (mapped on the peer)
     into its own VRAM, exactly."""
     d0, d1 = _pair(amdgpu_device, amdgpu_devices)
+    needs_cpu_visible_vram(d0)
+    needs_cpu_visible_vram(d1)
     size = 1 << 20
     src = amdgpu_buffer(size, "vram", device=d0)
     dst = amdgpu_buffer(size + 4096, "vram", device=d1)

@@ -13,6 +13,7 @@ import pytest
 from pytest_amdgpu.packets import pm4
 
 from ._helpers import (
+    ACQUIRE_MEM_BODY,
     CS_PARTIAL_FLUSH,
     PM4_ACQUIRE_MEM,
     PM4_COPY_DATA,
@@ -275,10 +276,8 @@ def test_acquire_mem(amdgpu_device, amdgpu_queue, amdgpu_buffer):
     out = _buf(amdgpu_buffer)
     src = _buf(amdgpu_buffer)
     src.view(np.uint32)[0] = 0xAC0123
-    if amdgpu_device.name.startswith("gfx9"):
-        acquire = [pm4_header(PM4_ACQUIRE_MEM, 6), 0x28C00000, 0xFFFFFFFF, 0, 0, 0, 4]
-    else:
-        acquire = [pm4_header(PM4_ACQUIRE_MEM, 7), 0, 0xFFFFFFFF, 0, 0, 0, 4, 0x4381]
+    body = ACQUIRE_MEM_BODY[amdgpu_device.name]
+    acquire = [pm4_header(PM4_ACQUIRE_MEM, len(body)), *body]
     copy = [pm4_header(PM4_COPY_DATA, 5), 2 | 2 << 8 | 1 << 20, src.gpu_address & 0xFFFFFFFF,
             src.gpu_address >> 32, out.gpu_address & 0xFFFFFFFF, out.gpu_address >> 32]
     amdgpu_queue.submit(acquire, copy)

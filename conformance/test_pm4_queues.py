@@ -20,6 +20,7 @@ from ._helpers import (
     kfd_errno,
     queue_buffers,
     raw_write_data,
+    same_ring_position,
     stays,
     u32,
     wait_for,
@@ -69,9 +70,9 @@ def test_write_data_packet(amdgpu_queue, amdgpu_buffer):
 
 
 def test_read_pointer_counts_fetched_dwords(amdgpu_queue, amdgpu_buffer):
-    """KFDQMTest.CpuWriteCoherence: the read pointer the CP writes back is the 64-bit count of
-    dwords fetched: a 5-dword WRITE_DATA, a 2-dword NOP and another WRITE_DATA move it by exactly
-    12."""
+    """KFDQMTest.CpuWriteCoherence: the read pointer the CP writes back counts the dwords
+    fetched: a 5-dword WRITE_DATA, a 2-dword NOP and another WRITE_DATA move it by exactly 12
+    (a fresh queue: far from the ring's end, where kfdtest's 32-bit read pointer wraps)."""
     buf = amdgpu_buffer(4096, "gtt")
     start = amdgpu_queue.write_pointer
     amdgpu_queue.submit(raw_write_data(buf.gpu_address, [1]), [0xC0001000, 0],
@@ -86,7 +87,9 @@ def test_read_pointer_counts_fetched_dwords(amdgpu_queue, amdgpu_buffer):
 def test_wraparound(amdgpu_queue, amdgpu_buffer, amdgpu_signal):
     """KFDQMTest.CpQueueWraparound: several times the ring's size of WRITE_DATA packets; packets
     never straddle the ring end (the tail is NOP-padded), every write lands in order, and the
-    64-bit read pointer keeps counting past the ring size up to the write pointer."""
+    read pointer the CP writes back reaches the 64-bit write pointer modulo the ring size
+    (kfdtest PM4Queue::Rptr: the CP's read pointer is 32-bit dwords and wraps at the queue size
+    even where the write pointer is 64-bit; a 64-bit count is accepted too)."""
     ring_dw = amdgpu_queue.ring_size // 4
     buf = amdgpu_buffer(4096, "gtt")
     count = 4 * ring_dw // 5 + 7
@@ -97,9 +100,10 @@ def test_wraparound(amdgpu_queue, amdgpu_buffer, amdgpu_signal):
     for i in range(count):
         expected[i % 64] = i
     assert np.array_equal(buf.view(np.uint32)[:64], expected)
-    assert amdgpu_queue.write_pointer > 3 * ring_dw
-    wait_for(lambda: amdgpu_queue.raw_read_pointer, lambda r: r == amdgpu_queue.write_pointer,
-             what="the CP read pointer")
+    wptr = amdgpu_queue.write_pointer
+    assert wptr > 3 * ring_dw
+    wait_for(lambda: amdgpu_queue.raw_read_pointer,
+             lambda r: same_ring_position(r, wptr, ring_dw), what="the CP read pointer")
 
 
 @pytest.mark.parametrize("how", ["null_ring", "zero_percentage"])

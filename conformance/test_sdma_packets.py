@@ -13,9 +13,11 @@ from ._helpers import (
     SDMA_ATOMIC,
     SDMA_ATOMIC_ADD64,
     SDMA_COUNT_BITS,
+    SDMA_FENCE_MTYPE,
     SDMA_POLL_REGMEM,
     SDMA_TIMESTAMP,
     drain,
+    needs_cpu_visible_vram,
     raw_sdma_copy_linear,
     raw_sdma_fence,
     stays,
@@ -44,12 +46,14 @@ COPIES = [
 
 
 @pytest.mark.parametrize("case", COPIES)
-def test_copy_linear(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, case):
+def test_copy_linear(amdgpu_device, amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, case):
     """KFDSDMATest / KFDMemoryTest.MemoryCopy (SDMA): COPY_LINEAR moves exactly `size` bytes
     between any two of VRAM, GTT and USERPTR, at unaligned offsets too; the bytes before and
     after the destination range keep their guard value (count = bytes - 1,
     facts-sdma-aql-codeobj.md §1.4)."""
     src_loc, dst_loc, size, soff, doff = case
+    if "vram" in (src_loc, dst_loc):
+        needs_cpu_visible_vram(amdgpu_device)
     src = amdgpu_buffer(size + 64, src_loc)
     dst = amdgpu_buffer(size + 64, dst_loc)
     data = _pattern(size + 64)
@@ -82,6 +86,7 @@ def test_copy_linear_largest_single_packet(amdgpu_device, amdgpu_sdma_queue, amd
     """KFDSDMATest / libdrm amdgpu_command_submission_copy_linear_helper (largest packet): One
     COPY_LINEAR of 4 MiB (count 0x3FFFFF, the most a 22-bit count holds on SDMA 4.x and the
     kernel's copy_max_bytes) copies every byte and not one more (facts-sdma §1.4)."""
+    needs_cpu_visible_vram(amdgpu_device)
     size = 1 << SDMA_COUNT_BITS["gfx90a"]
     src = amdgpu_buffer(size, "vram")
     dst = amdgpu_buffer(size + 4096, "vram")
@@ -94,9 +99,10 @@ def test_copy_linear_largest_single_packet(amdgpu_device, amdgpu_sdma_queue, amd
     assert (dst.view(np.uint8)[size:] == GUARD).all()
 
 
-def test_copy_linear_chunked(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal):
+def test_copy_linear_chunked(amdgpu_device, amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal):
     """KFDSDMATest (large copies): a copy larger than one packet's limit on SDMA 4.x (4 MiB + 12
     KiB + 3 bytes) is split into several COPY_LINEAR packets and arrives whole."""
+    needs_cpu_visible_vram(amdgpu_device)
     size = (4 << 20) + 12 * 1024 + 3
     src = amdgpu_buffer(size, "gtt")
     dst = amdgpu_buffer(size + 64, "vram")
@@ -125,10 +131,11 @@ def test_write_linear(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, ndw):
 
 
 @pytest.mark.parametrize("case", ["dword_4k", "dword_odd_count", "bytes_unaligned"])
-def test_const_fill(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, case):
+def test_const_fill(amdgpu_device, amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, case):
     """libdrm amdgpu_command_submission_const_fill_helper: CONST_FILL (op 11): a dword fill
     (FILLSIZE 2) of 4 KiB and of 13 dwords, and a byte fill (FILLSIZE 0) of 13 bytes at an odd
     address; exactly the range is filled."""
+    needs_cpu_visible_vram(amdgpu_device)
     buf = amdgpu_buffer(8192, "vram")
     buf.view(np.uint8)[:] = GUARD
     if case == "dword_4k":
@@ -153,7 +160,7 @@ def test_fence_raw(amdgpu_device, amdgpu_sdma_queue, amdgpu_buffer):
     facts-sdma §1.4, §6.2)."""
     buf = amdgpu_buffer(4096, "gtt")
     buf.view(np.uint8)[:] = GUARD
-    mtype = 3 if amdgpu_device.name == "gfx1100" else 0
+    mtype = SDMA_FENCE_MTYPE[amdgpu_device.name]
     amdgpu_sdma_queue.submit(raw_sdma_fence(buf.gpu_address + 12, 0x0000FE4C, mtype))
     wait_for(lambda: u32(buf, 3), lambda v: v == 0xFE4C, what="the FENCE value")
     assert u32(buf, 2) == 0xEEEEEEEE and u32(buf, 4) == 0xEEEEEEEE
@@ -216,6 +223,7 @@ def test_atomic(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal, case):
 def test_concurrent_copies_on_every_engine(amdgpu_device, amdgpu_buffer, amdgpu_signal):
     """KFDQMTest.SdmaConcurrentCopies: one queue on each SDMA engine (by engine id on KFD 1.17,
     else as many plain SDMA queues), all copying 256 KiB at the same time; every copy is exact."""
+    needs_cpu_visible_vram(amdgpu_device)
     engines = amdgpu_device.node.prop("num_sdma_engines")
     by_id = amdgpu_device.kfd.has(17)
     queues, pairs = [], []

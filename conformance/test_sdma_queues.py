@@ -80,7 +80,9 @@ def test_read_pointer_counts_bytes(amdgpu_sdma_queue, amdgpu_buffer):
                          ids=["ring1k", "ring4k"], indirect=True)
 def test_sdma_wraparound(amdgpu_sdma_queue, amdgpu_buffer, amdgpu_signal):
     """KFDQMTest.SdmaQueueWraparound: four rings' worth of FENCE packets run in order; the 64-bit
-    byte read pointer counts past the ring size up to the write pointer."""
+    byte read pointer the engine writes back counts past the ring size up to the write pointer
+    (kfdtest SDMAQueue::RptrWhenConsumed: from Vega10 on, read and write pointer are the same
+    64-bit byte value once everything is consumed)."""
     q = amdgpu_sdma_queue
     buf = amdgpu_buffer(4096, "gtt")
     count = q.ring_size // 4 + 5

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_amdgpu.kfd.abi import lib
+from pytest_amdgpu.runtime import EVENT_TYPES
 
 from ._helpers import (
     EINVAL,
@@ -18,10 +18,12 @@ from ._helpers import (
     EVENT_SIGNAL,
     EVENT_SLOTS,
     FIRST_NONSIGNAL_EVENT_ID,
+    SDMA_FENCE_MTYPE,
     UNSIGNALED_SLOT,
     kfd_errno,
     raw_release_mem,
     raw_sdma_fence,
+    raw_sdma_trap,
     raw_write_data,
     stays,
     u32,
@@ -31,18 +33,6 @@ from ._helpers import (
 pytestmark = pytest.mark.amdgpu_area("sync_events")
 
 EVENTS_PAGE_OFFSET = 2 << 62          # KFD_MMAP_TYPE_EVENTS (facts-kfd.md §3 M1, §2.8 E3)
-
-EVENT_TYPES = {
-    "signal": int(lib.KFD_IOC_EVENT_SIGNAL),
-    "nodechange": int(lib.KFD_IOC_EVENT_NODECHANGE),
-    "device_state_change": int(lib.KFD_IOC_EVENT_DEVICESTATECHANGE),
-    "hw_exception": int(lib.KFD_IOC_EVENT_HW_EXCEPTION),
-    "system": int(lib.KFD_IOC_EVENT_SYSTEM_EVENT),
-    "debug": int(lib.KFD_IOC_EVENT_DEBUG_EVENT),
-    "profile": int(lib.KFD_IOC_EVENT_PROFILE_EVENT),
-    "queue": int(lib.KFD_IOC_EVENT_QUEUE_EVENT),
-    "memory": int(lib.KFD_IOC_EVENT_MEMORY),
-}
 
 
 class _Events:
@@ -180,11 +170,14 @@ def test_wait_any_consumes_only_the_signaled(events):
 @pytest.mark.parametrize("auto_reset", [True, False], ids=["auto", "manual"])
 def test_set_before_wait_is_remembered(events, auto_reset):
     """KFDEventTest (signal before wait): an event set while nobody waits stays signaled until a
-    wait sees it (SET: signaled = !auto_reset || no waiter, facts-kfd.md §2.8)."""
+    wait sees it (SET: signaled = !auto_reset || no waiter, facts-kfd.md §2.8); the polling
+    wait that sees it consumes an auto-reset event (two SETs do not count twice) and leaves a
+    manual-reset one signaled (§2.9 W3)."""
     e = events.create(auto_reset=auto_reset).event_id
     events.kfd.set_event(event_id=e)
     events.kfd.set_event(event_id=e)
     assert events.wait([e], 0)
+    assert events.wait([e], 0) == (not auto_reset)
 
 
 def test_event_age(events):
@@ -258,8 +251,8 @@ def test_sdma_trap_signals_the_event(events, amdgpu_sdma_queue, amdgpu_device):
     """KFDEventTest.SdmaEventInterrupt: an SDMA FENCE of the event id into its slot, then a TRAP
     with int_context = id, completes WAIT_EVENTS (facts-sdma §6.2, facts-kfd.md §4 I3)."""
     e = events.create().event_id
-    mtype = 3 if amdgpu_device.name == "gfx1100" else 0
-    amdgpu_sdma_queue.submit(raw_sdma_fence(events.mailbox(e), e, mtype), [6, e])
+    mtype = SDMA_FENCE_MTYPE[amdgpu_device.name]
+    amdgpu_sdma_queue.submit(raw_sdma_fence(events.mailbox(e), e, mtype), raw_sdma_trap(e))
     assert events.wait([e], 5000)
     wait_for(lambda: events.slot(e), lambda v: v == UNSIGNALED_SLOT, what="the event slot")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import os
 import time
 
 import pytest
@@ -166,6 +165,7 @@ def test_io_links_start_at_the_node(amdgpu_device):
     another existing node and has a known type (2 PCIe, 11 XGMI)."""
     node = amdgpu_device.node
     indices = {n.index for n in amdgpu_device.process.topology.nodes}
+    assert node.io_links, "a GPU node has at least its link to the CPU"
     for link in node.io_links:
         assert link["node_from"] == node.index
         assert link["node_to"] in indices and link["node_to"] != node.index
@@ -248,12 +248,10 @@ def test_unknown_gpu_id_is_einval(amdgpu_device, ioctl):
     """KFDTopologyTest (invalid node ids): ioctls naming a gpu_id that is not one of the
     process's devices fail with EINVAL (facts-kfd.md §1.A, §2.3 row 4, §2.6 row 9, §2.10)."""
     if ioctl == "ACQUIRE_VM":
-        # order matters: fget(drm_fd) is checked first (EINVAL too); give it a real file
-        fd = os.open("/dev/null", os.O_RDONLY)
-        try:
-            code = kfd_errno(amdgpu_device.kfd.acquire_vm, drm_fd=fd, gpu_id=BAD_GPU_ID)
-        finally:
-            os.close(fd)
+        # order matters: fget(drm_fd) is checked first (EINVAL too), so hand it this GPU's own
+        # render-node file: only the unknown gpu_id can be refused
+        fd = amdgpu_device.process.render_fd(amdgpu_device.gpu_id)
+        code = kfd_errno(amdgpu_device.kfd.acquire_vm, drm_fd=fd, gpu_id=BAD_GPU_ID)
     else:
         code = kfd_errno(_bad_gpu_calls(amdgpu_device.kfd)[ioctl])
     assert code == EINVAL

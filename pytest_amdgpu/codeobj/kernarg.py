@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import UsageError
-from .metadata import KernelArg
+from .metadata import HIDDEN_VALUE_KINDS, KernelArg
 
 MAX_WORKGROUP_SIZE = 1024
 
@@ -230,6 +230,11 @@ def hidden_values(geometry: Geometry, dynamic_lds_size: int = 0,
     }
     for key, value in (hidden or {}).items():
         kind = key if key.startswith("hidden_") else "hidden_" + key
+        if kind not in HIDDEN_VALUE_KINDS or kind == "hidden_none":
+            known = sorted(k.removeprefix("hidden_") for k in HIDDEN_VALUE_KINDS
+                           if k != "hidden_none")
+            raise UsageError(f"hidden={{{key!r}: ...}}: {kind} is not a hidden argument value "
+                             f"kind (AMDGPUUsage); known: {', '.join(known)}")
         values[kind] = int(value)
     return values
 

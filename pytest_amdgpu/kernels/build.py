@@ -2,15 +2,16 @@
 
 For every source and target (gfx90a, gfx942, gfx1100):
 
-- ``src/<name>.s``: ``llvm-mc-19 -triple=amdgcn-amd-amdhsa -mcpu=<t> -filetype=obj``, then
+- ``src/<name>.s``: ``llvm-mc-19 -triple=amdgcn-amd-amdhsa -mcpu=<t> -filetype=obj -I .``
+  (the sources ``.include "amdhsa.inc"``, their shared descriptor and metadata macros), then
   ``ld.lld-19 -shared`` into ``prebuilt/<t>/<name>.co``;
 - ``src/<name>.cl`` and ``corpus/<name>.cl``: ``clang-19 -x cl -cl-std=CL2.0 -O2 -nogpulib``
   (code object v5, kernel argument info kept in the metadata), then ``ld.lld-19 -shared`` into
   ``prebuilt/<t>/<name>.co`` / ``corpus/prebuilt/<t>/<name>.co``.
 
-Every tool runs in a scratch directory on a copy of the source (plus ``src/ids.h``) with fixed
-relative file names, so the output does not depend on where the checkout lives: two builds
-with the same LLVM give identical bytes. ``manifest.json`` records the LLVM versions, the
+Every tool runs in a scratch directory on a copy of the source (plus the headers ``src/ids.h``
+and ``src/amdhsa.inc``) with fixed relative file names, so the output does not depend on where
+the checkout lives: two builds with the same LLVM give identical bytes. ``manifest.json`` records the LLVM versions, the
 commands and the SHA-256 of every source and output. ``--check`` rebuilds into a temporary
 directory and compares instead of writing.
 """
@@ -34,7 +35,7 @@ from . import CORPUS_DIR, KERNELS_DIR, SRC_DIR, TARGETS
 MANIFEST = KERNELS_DIR / "manifest.json"
 LLVM_SUFFIX = "-19"
 TOOLS = ("clang", "llvm-mc", "ld.lld")
-HEADERS = ("ids.h",)
+HEADERS = ("ids.h", "amdhsa.inc")
 TRIPLE = "amdgcn-amd-amdhsa"
 CODE_OBJECT_VERSION = 5
 
@@ -80,8 +81,8 @@ def llvm_versions() -> dict[str, str]:
 
 
 def assemble_command(target: str, src: str, obj: str) -> list[str]:
-    return [tool("llvm-mc"), f"-triple={TRIPLE}", f"-mcpu={target}", "-filetype=obj", src,
-            "-o", obj]
+    return [tool("llvm-mc"), f"-triple={TRIPLE}", f"-mcpu={target}", "-filetype=obj", "-I", ".",
+            src, "-o", obj]
 
 
 def compile_command(target: str, src: str, obj: str) -> list[str]:

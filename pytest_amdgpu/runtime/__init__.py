@@ -28,12 +28,13 @@ from ._util import get_default_timeout, set_default_timeout
 from .device import Device, LiveObject, open_device, open_devices
 from .event import Event
 from .memory import Buffer
-from .process import GPUException, Process
+from .process import EVENT_TYPES, GPUException, Process
 from .queue import AQLQueue, Completion, PM4Queue, Queue, SDMAQueue
 from .signal import Signal
 
 __all__ = [
-    "AQLQueue", "Buffer", "Completion", "Device", "Event", "GPUException", "Kernel",
+    "AQLQueue", "Buffer", "Completion", "Device", "EVENT_TYPES", "Event", "GPUException",
+    "Kernel",
     "LiveObject", "PM4Queue", "Process", "Queue", "SDMAQueue", "Signal", "get_default_timeout",
     "open_device", "open_devices", "set_default_timeout",
 ]

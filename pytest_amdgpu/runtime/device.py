@@ -119,6 +119,26 @@ class Device:
     def vram_size(self) -> int:
         return self.node.local_mem_size
 
+    @property
+    def large_bar(self) -> bool:
+        """Whether the CPU can map all of this GPU's VRAM (then ``alloc(..., "vram")`` gets a
+        CPU mapping; on a small-BAR board only ``cpu_access=False`` VRAM can be allocated)."""
+        return self._ctx.large_bar
+
+    @property
+    def xnack(self) -> str | None:
+        """The XNACK mode the process runs on this GPU ("on"/"off"; None when the target has
+        none or the driver cannot tell): what a code object's ``xnack`` setting must match."""
+        if not self.target.xnack_supported or self.process.xnack_enabled is None:
+            return None
+        return "on" if self.process.xnack_enabled else "off"
+
+    @property
+    def sramecc(self) -> str | None:
+        """The SRAM ECC mode of this GPU ("on"/"off" from the node's capability bits; None for
+        a target without one): what a code object's ``sramecc`` setting must match."""
+        return self._ctx.sramecc
+
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return (f"<Device {self.target.name} gpu_id={self.gpu_id:#x} node={self.node.index} "

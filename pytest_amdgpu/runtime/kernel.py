@@ -85,16 +85,34 @@ def scratch_rsrc(target: Target, base: int, size: int) -> tuple[int, int, int, i
 
 @dataclass(frozen=True)
 class ScratchConfig:
-    """One queue's scratch (private segment) backing and the register values describing it."""
+    """One queue's scratch (private segment) backing and the register values describing it.
+
+    On a node of several XCCs (gfx942) every XCC has a slice of its own, the slices end to end
+    from `base`: the buffer descriptor, ``scratch_backing_memory_byte_size`` and
+    COMPUTE_TMPRING_SIZE.WAVES describe one slice (ROCR FillBufRsrcWord2 / InitScratchSRD
+    "report size per XCC", FillComputeTmpRingSize divides by NumXcc), and a PM4 dispatch gives
+    each XCC the base of its slice in COMPUTE_DISPATCH_SCRATCH_BASE under PRED_EXEC
+    (facts-pm4.md §7).
+    """
 
     base: int                      # GPU address of the backing memory
-    size: int                      # bytes
+    size: int                      # bytes, all XCCs
     lane_bytes: int                # private segment bytes per work-item (aligned)
     wave_lanes: int                # lanes of the waves it was sized for
     wave_bytes: int                # scratch per wave, rounded to the TMPRING unit
-    waves: int                     # waves the backing holds
+    waves: int                     # waves one XCC's slice holds
     tmpring_size: int              # COMPUTE_TMPRING_SIZE / amd_queue_t.compute_tmpring_size
     rsrc: tuple[int, int, int, int]
+    num_xcc: int = 1
+
+    @property
+    def xcc_size(self) -> int:
+        """Bytes of one XCC's slice."""
+        return self.size // self.num_xcc
+
+    def xcc_base(self, xcc: int) -> int:
+        """GPU address of XCC `xcc`'s slice."""
+        return self.base + xcc * self.xcc_size
 
     @property
     def wave64_lane_bytes(self) -> int:
@@ -106,24 +124,26 @@ class ScratchConfig:
 
 
 def scratch_config(target: Target, *, lane_bytes: int, wave_lanes: int, waves: int,
-                   shader_engines: int = 1, base: int = 0) -> ScratchConfig:
-    """Scratch layout for `waves` waves of `wave_lanes` lanes with `lane_bytes` each (the
-    caller allocates `size` bytes at `base`). COMPUTE_TMPRING_SIZE: WAVESIZE in the target's
-    unit, WAVES for the device (gfx9) or per shader engine (gfx11), as ROCR programs it."""
+                   shader_engines: int = 1, num_xcc: int = 1, base: int = 0) -> ScratchConfig:
+    """Scratch layout for `waves` waves per XCC of `wave_lanes` lanes with `lane_bytes` each on
+    `num_xcc` XCCs of `shader_engines` shader engines each (the caller allocates `size` bytes
+    at `base`). COMPUTE_TMPRING_SIZE: WAVESIZE in the target's unit, WAVES for one XCC (gfx9)
+    or per shader engine (gfx11), as ROCR programs it."""
     lane_bytes = align_up(max(lane_bytes, 0), SCRATCH_LANE_ALIGN)
     unit = target.tmpring_wavesize_unit
     wave_bytes = align_up(lane_bytes * wave_lanes, unit)
     ses = max(shader_engines, 1)
+    xcc = max(num_xcc, 1)
     waves = align_up(max(waves, 1), ses)
     field_waves = waves // ses if target.tmpring_waves_per_se else waves
     if field_waves > 0xFFF:
         field_waves = 0xFFF
         waves = field_waves * ses if target.tmpring_waves_per_se else field_waves
-    size = waves * wave_bytes
+    size = waves * wave_bytes * xcc
     tmpring = _aql.encode_tmpring_size(target, field_waves, wave_bytes)
     return ScratchConfig(base=base, size=size, lane_bytes=lane_bytes, wave_lanes=wave_lanes,
                          wave_bytes=wave_bytes, waves=waves, tmpring_size=tmpring,
-                         rsrc=scratch_rsrc(target, base, size))
+                         rsrc=scratch_rsrc(target, base, size // xcc), num_xcc=xcc)
 
 
 # -- loaded images ---------------------------------------------------------------------------
@@ -137,8 +157,10 @@ class _LoadedImage:
         self.refs = 0
         align = co.image_align
         size = align_up(co.image_size, 4096)
+        # the image is written by the CPU: VRAM where the CPU can map it, else system memory
         self.buffer = device._alloc_internal(
-            size + (align - 4096 if align > 4096 else 0), "vram",
+            size + (align - 4096 if align > 4096 else 0),
+            "vram" if device.large_bar else "gtt",
             f"code object {co.name} ({co.processor})", executable=True,
             read_only=not co.has_writable_segment)
         self.base = align_up(self.buffer.gpu_address, align)
@@ -201,9 +223,12 @@ def load_kernel(device: Device, code_object: Any, name: str | None = None, *,
                 sramecc: str | None = None) -> Kernel:
     """Load kernel `name` of `code_object` (path, bytes, CodeObject, or the name of a kernel
     shipped in `pytest_amdgpu.kernels`) onto `device`; refuses a code object built for another
-    target (CodeObjectError)."""
+    target, or for an xnack / sramecc mode other than the one the device runs (`xnack` /
+    `sramecc`: "on" / "off", default `Device.xnack` / `Device.sramecc`), with a
+    CodeObjectError."""
     co = _resolve_code_object(device, code_object)
-    co.check_target(device.target, xnack=xnack, sramecc=sramecc)
+    co.check_target(device.target, xnack=device.xnack if xnack is None else xnack,
+                    sramecc=device.sramecc if sramecc is None else sramecc)
     if name is None:
         if len(co.kernels) != 1:
             raise UsageError(f"{co.name} has {len(co.kernels)} kernels "
@@ -423,7 +448,7 @@ class Kernel:
                      geometry: Geometry | None = None) -> list[_pm4.Pm4Packet]:
         """The PM4 packets of one dispatch (`[dw for p in packets for dw in p.encode(target)]`):
         ACQUIRE_MEM, SET_SH_REG of COMPUTE_PGM_LO/HI, RSRC1/2, RSRC3 (at the target's offset),
-        TMPRING_SIZE and DISPATCH_SCRATCH_BASE when scratch is used, USER_DATA_*,
+        TMPRING_SIZE and DISPATCH_SCRATCH_BASE when scratch is used, RESTART_X..Z, USER_DATA_*,
         RESOURCE_LIMITS, START_X..NUM_THREAD_Z, DISPATCH_DIRECT and CS_PARTIAL_FLUSH."""
         self._check("pm4_dispatch")
         t = self.target
@@ -455,10 +480,12 @@ class Kernel:
         if scratch is not None:
             packets.append(sh(t, "COMPUTE_TMPRING_SIZE", scratch.tmpring_size))
             if t.architected_flat_scratch:
-                packets.append(sh(t, "COMPUTE_DISPATCH_SCRATCH_BASE_LO",
-                                  (scratch.base >> 8) & 0xFFFFFFFF, (scratch.base >> 40) & 0xFF))
+                packets += _scratch_base_packets(t, scratch)
         else:
             packets.append(sh(t, "COMPUTE_TMPRING_SIZE", 0))
+        # where a dispatch resumes after a context save: a new dispatch starts at 0, whatever a
+        # preempted one left in the queue's registers (facts-pm4.md §7 sequence)
+        packets.append(sh(t, "COMPUTE_RESTART_X", 0, 0, 0))
         if user:
             packets.append(sh(t, "COMPUTE_USER_DATA_0", *user))
         packets.append(sh(t, "COMPUTE_RESOURCE_LIMITS", 0))
@@ -480,6 +507,23 @@ class Kernel:
     def pm4_dwords(self, *args: Any, **kwargs: Any) -> list[int]:
         """`pm4_dispatch` encoded for the device's target."""
         return [dw for p in self.pm4_dispatch(*args, **kwargs) for dw in p.encode(self.target)]
+
+
+def _scratch_base_packets(t: Target, scratch: ScratchConfig) -> list[_pm4.Pm4Packet]:
+    """SET_SH_REG COMPUTE_DISPATCH_SCRATCH_BASE: with one XCC the base; with several, each
+    XCC's slice under a PRED_EXEC selecting that XCC (facts-pm4.md §7)."""
+    def base(address: int) -> _pm4.SetShReg:
+        return _pm4.SetShReg.of(t, "COMPUTE_DISPATCH_SCRATCH_BASE_LO",
+                                (address >> 8) & 0xFFFFFFFF, (address >> 40) & 0xFF)
+
+    if scratch.num_xcc == 1:
+        return [base(scratch.base)]
+    out: list[_pm4.Pm4Packet] = []
+    for xcc in range(scratch.num_xcc):
+        packet = base(scratch.xcc_base(xcc))
+        out += [_pm4.PredExec(exec_count=len(packet.encode(t)), virtual_xcc_id_select=1 << xcc),
+                packet]
+    return out
 
 
 # -- per-queue state --------------------------------------------------------------------------
@@ -563,21 +607,21 @@ def _state(queue: Queue) -> _QueueState:
         return st
 
 
+def _num_xcc(device: Device) -> int:
+    return max(device.node.num_xcc, 1)
+
+
 def _shader_engines(device: Device) -> int:
+    """Shader engines of one XCC (sysfs array_count counts every XCC's, facts-kfd.md §6.1)."""
     node = device.node
-    try:
-        per = node.simd_arrays_per_engine or 1
-        return max((node.array_count or per) // per, 1)
-    except Exception:
-        return 1
+    per = node.simd_arrays_per_engine or 1
+    return max((node.array_count or per) // per // _num_xcc(device), 1)
 
 
 def _max_waves(device: Device) -> int:
+    """Waves one XCC can hold (sysfs counts the CUs of every XCC)."""
     node = device.node
-    try:
-        return max(node.cu_count * node.simd_per_cu * node.max_waves_per_simd, 1)
-    except Exception:
-        return 1024
+    return max(node.cu_count * node.simd_per_cu * node.max_waves_per_simd // _num_xcc(device), 1)
 
 
 def _write_amd_queue_scratch(queue: Queue, address: int, cfg: ScratchConfig) -> None:
@@ -586,7 +630,7 @@ def _write_amd_queue_scratch(queue: Queue, address: int, cfg: ScratchConfig) -> 
     for i, word in enumerate(cfg.rsrc):
         store32(address + q.scratch_resource_descriptor + 4 * i, word)
     store64(address + q.scratch_backing_memory_location, cfg.base)
-    store64(address + q.scratch_backing_memory_byte_size, cfg.size)
+    store64(address + q.scratch_backing_memory_byte_size, cfg.xcc_size)
     store32(address + q.scratch_wave64_lane_byte_size, cfg.wave64_lane_bytes)
     store32(address + q.compute_tmpring_size, cfg.tmpring_size)
 
@@ -608,18 +652,29 @@ def _ensure_scratch(queue: Queue, st: _QueueState, kernel: Kernel, geom: Geometr
     if cur is not None:
         lane_bytes = max(lane_bytes, cur.lane_bytes * cur.wave_lanes // lanes)
         waves = max(waves, cur.waves)
+    xcc = _num_xcc(queue.device)
     probe = scratch_config(queue.target, lane_bytes=lane_bytes, wave_lanes=lanes, waves=waves,
-                           shader_engines=ses)
+                           shader_engines=ses, num_xcc=xcc)
     buf: Buffer = queue._internal(align_up(probe.size, 4096), "vram", "scratch backing",
                                   cpu_access=False)
     cfg = scratch_config(queue.target, lane_bytes=lane_bytes, wave_lanes=lanes, waves=waves,
-                         shader_engines=ses, base=buf.gpu_address)
+                         shader_engines=ses, num_xcc=xcc, base=buf.gpu_address)
     st.scratch = cfg
     if queue.kind == "aql":
         _write_amd_queue_scratch(queue, queue.amd_queue.gpu_address, cfg)
     elif st.shadow_queue:
         _write_amd_queue_scratch(queue, st.shadow_queue, cfg)
     return cfg
+
+
+def _aperture_hidden_values(device: Device) -> dict[str, int]:
+    """hidden_private_base / hidden_shared_base: the high 32 bits of the flat private
+    (scratch) and shared (LDS) aperture bases (AMDGPUUsage; read by code for targets without
+    aperture registers)."""
+    ap = device.apertures
+    if ap is None:
+        return {}
+    return {"private_base": ap.scratch_base >> 32, "shared_base": ap.lds_base >> 32}
 
 
 def _shadow_queue(queue: Queue, st: _QueueState) -> int:
@@ -674,7 +729,7 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
         queue_ptr = queue.amd_queue.gpu_address if queue.kind == "aql" else 0
         if queue.kind == "pm4" and kernel.descriptor.has("ENABLE_SGPR_QUEUE_PTR"):
             queue_ptr = _shadow_queue(queue, st)
-        hidden_values = {"queue_ptr": queue_ptr}
+        hidden_values = {"queue_ptr": queue_ptr, **_aperture_hidden_values(queue.device)}
         if hidden:
             hidden_values.update(hidden)
         if isinstance(args, bytes | bytearray | memoryview):

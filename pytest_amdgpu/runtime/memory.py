@@ -336,8 +336,7 @@ def allocate(process: Process, gpu_id: int, size: int, location: str = "vram", *
                 raise kfd_error("mmap", exc.errno or _errno.ENOMEM,
                                 {"addr": address, "length": alloc_size},
                                 hint="could not map host memory for the userptr buffer") from exc
-        allocation = kfd.alloc_memory(gpu_id=gpu_id, size=alloc_size, flags=flags,
-                                      va_addr=address, mmap_offset=host)
+        allocation = _alloc(process, gpu_id, alloc_size, flags, address, host)
         undo.push(_free_handle, kfd, allocation.handle)
         cpu_mapped = location == "userptr"
         if location != "userptr" and cpu_access:
@@ -354,6 +353,25 @@ def allocate(process: Process, gpu_id: int, size: int, location: str = "vram", *
         undo.run()
         raise
     return buf
+
+
+def _alloc(process: Process, gpu_id: int, size: int, flags: int, address: int, host: int):
+    """ALLOC_MEMORY_OF_GPU; an EINVAL for CPU-visible VRAM says why on a small-BAR GPU."""
+    try:
+        return process.kfd.alloc_memory(gpu_id=gpu_id, size=size, flags=flags,
+                                        va_addr=address, mmap_offset=host)
+    except KFDError as exc:
+        public_vram = int(_F.KFD_IOC_ALLOC_MEM_FLAGS_VRAM | _F.KFD_IOC_ALLOC_MEM_FLAGS_PUBLIC)
+        if exc.errno != _errno.EINVAL or flags & public_vram != public_vram:
+            raise
+        small = "" if process.gpu(gpu_id).large_bar else (
+            f"GPU {gpu_id:#x} is a small-BAR board (its topology lists no FB_PUBLIC heap), ")
+        raise kfd_error(
+            "ALLOC_MEMORY_OF_GPU", exc.errno, exc.call_args,
+            hint=f"{small}the driver refuses CPU-visible VRAM (the PUBLIC flag) unless the "
+                 "whole frame buffer is CPU-visible (large BAR / resizable BAR, "
+                 "kfd_dev_is_large_bar): allocate with cpu_access=False, use 'gtt', or enable "
+                 "resizable BAR in the firmware") from exc
 
 
 def _free_handle(kfd, handle: int) -> None:

@@ -10,10 +10,12 @@ bound to it for the process's life (a second file is EBUSY, §1.A), and so does 
 "sim")` makes a fresh port and its Process ends (the port is closed) with its last Device.
 
 Set-up follows the thunk (libhsakmt): GET_PROCESS_APERTURES_NEW, open every GPU's render node
-and ACQUIRE_VM it, RUNTIME_ENABLE on KFD ≥ 1.14, allocate the 32 KiB event page (4096 slots of
-8 bytes) in GTT, map it to every GPU and to the CPU, and hand it to the first CREATE_EVENT, which
-creates the MEMORY exception event; a HW_EXCEPTION event follows. Waits on the GPU include
-these two events, so a VM fault ends a wait with `GPUFaultError` instead of a timeout.
+and ACQUIRE_VM it, RUNTIME_ENABLE where the driver has it (KFD ≥ 1.13, the debugger API),
+query the process's XNACK mode (SET_XNACK_MODE, KFD ≥ 1.5), allocate the 32 KiB event page
+(4096 slots of 8 bytes) in GTT, map it to every GPU and to the CPU, and hand it to the first
+CREATE_EVENT, which creates the MEMORY exception event; a HW_EXCEPTION event follows. Waits on
+the GPU include these two events, so a VM fault ends a wait with `GPUFaultError` instead of a
+timeout.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailable, GPUError, GPUFaultError, HWExceptionError, UsageError
-from ..kfd.abi import lib
+from ..kfd.abi import IOCTLS, lib
 from ..kfd.errors import KFDError, kfd_error
 from ..kfd.ioctl import KFD, Apertures, HWExceptionData, MemoryExceptionData, WaitResult
 from ..kfd.port import Port
-from ..kfd.topology import Node, Topology, read_topology
+from ..kfd.topology import HEAP_FB_PUBLIC, Node, Topology, read_topology
 from ..targets import Target, get_target
 from .memory import Buffer, allocate
 
@@ -47,6 +49,9 @@ log = logging.getLogger("pytest_amdgpu.runtime")
 EVENT_SLOTS = int(lib.KFD_SIGNAL_EVENT_LIMIT)          # 4096 (kfd_ioctl.h)
 EVENT_PAGE_SIZE = EVENT_SLOTS * 8                      # 32 KiB, facts-kfd.md §2.8 E2
 UNSIGNALED_SLOT = 0xFFFFFFFFFFFFFFFF                   # facts-kfd.md §4 I1
+# node capability bit: SRAM ECC is on (kfd_sysfs.h HSA_CAP_SRAM_EDCSUPPORTED); ROCR runs a
+# sramecc-capable ISA in "sramecc+" mode when it is set, "sramecc-" otherwise
+HSA_CAP_SRAM_EDCSUPPORTED = 0x04000000
 SIGNAL_SLOT_SIZE = 64                                  # amd_signal_t
 SIGNAL_CHUNK_SIZE = 16384                              # signals are sub-allocated 256 per chunk
 WAIT_SLICE = 0.25                                      # seconds per WAIT_EVENTS when polling too
@@ -83,6 +88,21 @@ class GPUContext:
     render_fd: int = -1
     doorbell_base: int = 0
     doorbell_size: int = 0
+
+    @property
+    def large_bar(self) -> bool:
+        """Whether all of the GPU's VRAM is CPU-visible: the driver lists the frame buffer as
+        a FB_PUBLIC heap exactly when no VRAM is private to the GPU (kfd_crat.c), and only
+        then accepts VRAM allocations with the PUBLIC flag (kfd_dev_is_large_bar,
+        facts-kfd.md §2.3 row 5)."""
+        return any(b.get("heap_type") == HEAP_FB_PUBLIC for b in self.node.mem_banks)
+
+    @property
+    def sramecc(self) -> str | None:
+        """The SRAM ECC mode the GPU runs ("on"/"off"), None for a target without one."""
+        if self.target is None or not self.target.sramecc_supported:
+            return None
+        return "on" if self.node.capability & HSA_CAP_SRAM_EDCSUPPORTED else "off"
 
 
 @dataclass(frozen=True)
@@ -227,6 +247,7 @@ class Process:
         self._monitor: list[int] = []
         self._monitor_types: dict[int, str] = {}
         self._signals = _SignalPool(self)
+        self.xnack_enabled: bool | None = None     # the process's XNACK mode, when known
         self.kfd = KFD(port)
         try:
             self.topology: Topology = read_topology(port)
@@ -239,17 +260,33 @@ class Process:
                 self._gpus[node.gpu_id] = self._gpu_context(node, apertures.get(node.gpu_id))
             for ctx in self._gpus.values():
                 self._acquire_vm(ctx)
-            if self.kfd.has(14):
+            if self._driver_has("RUNTIME_ENABLE"):
                 try:
                     self.kfd.runtime_enable()
                 except KFDError as exc:  # a debugger hand-shake only; queues work without it
                     log.info("RUNTIME_ENABLE failed (continuing): %s", exc)
+            self.xnack_enabled = self._query_xnack()
             self._start_monitor()
         except BaseException:
             self._teardown(release_files=True, close_port=False)   # the opener closes it
             raise
 
     # -- set-up ---------------------------------------------------------------------------
+    def _driver_has(self, ioctl: str) -> bool:
+        """Whether the running KFD's ioctl version has `ioctl` (kfd.abi.IOCTLS min_version)."""
+        return self.kfd.version >= IOCTLS[ioctl].min_version
+
+    def _query_xnack(self) -> bool | None:
+        """The process's XNACK mode (SET_XNACK_MODE query); None when the driver cannot say
+        (KFD < 1.5, or built without SVM: EPERM)."""
+        if not self._driver_has("SET_XNACK_MODE"):
+            return None
+        try:
+            return self.kfd.set_xnack_mode(enabled=None)
+        except KFDError as exc:
+            log.info("SET_XNACK_MODE query failed (XNACK mode unknown): %s", exc)
+            return None
+
     @staticmethod
     def _gpu_context(node: Node, apertures: Apertures | None) -> GPUContext:
         target: Target | None = None

@@ -260,7 +260,8 @@ class Queue:
 
     @property
     def raw_read_pointer(self) -> int:
-        """The 64-bit read pointer as the engine wrote it back."""
+        """The read pointer as the engine wrote it back (PM4: 32-bit dwords, wrapping at the
+        ring size, kfdtest PM4Queue::Rptr; SDMA: 64-bit bytes; AQL: read_dispatch_id)."""
         return load64(self.rptr_address)
 
     @property
@@ -269,6 +270,8 @@ class Queue:
         return self._wptr - self._used()
 
     def _used(self) -> int:
+        # right for the PM4 CP's 32-bit read pointer that wraps at the ring size and for a
+        # 64-bit count alike: ring_units is a power of two dividing 2**32
         return (self._wptr - load64(self.rptr_address)) % self.ring_units
 
     @property
@@ -499,6 +502,17 @@ def _as_dwords(items: Iterable[Any], target) -> tuple[list[int], list[int]]:
             words.extend(part)
             lengths.append(len(part))
     return words, lengths
+
+
+def _address_and_size(what: str, name: str, where: Buffer | int, size: int | None
+                      ) -> tuple[int, int]:
+    """(GPU address, byte count) of a Buffer or an address; `size` defaults to the Buffer's."""
+    if size is None:
+        if not isinstance(where, Buffer):
+            raise UsageError(f"{what}: size is needed when {name} is an address")
+        size = where.size
+    address = where.gpu_address if isinstance(where, Buffer) else where
+    return address, check_int("size", size, minimum=1)
 
 
 class _ValueTemplate:
@@ -777,24 +791,14 @@ class SDMAQueue(_DwordRing):
     def copy(self, dst: Buffer | int, src: Buffer | int, size: int | None = None) -> int:
         """COPY_LINEAR `size` bytes (default: the whole source Buffer), split at the
         target's per-packet limit."""
+        s, size = _address_and_size("SDMAQueue.copy", "src", src, size)
         d = dst.gpu_address if isinstance(dst, Buffer) else dst
-        s = src.gpu_address if isinstance(src, Buffer) else src
-        if size is None:
-            if not isinstance(src, Buffer):
-                raise UsageError("SDMAQueue.copy: size is needed when src is an address")
-            size = src.size
-        return self.submit(*_sdma.split_copy(self.target, s, d, check_int("size", size,
-                                                                          minimum=1)))
+        return self.submit(*_sdma.split_copy(self.target, s, d, size))
 
     def fill(self, dst: Buffer | int, value: int, size: int | None = None) -> int:
         """CONST_FILL: a 32-bit pattern where address and size are dword aligned, else bytes."""
-        d = dst.gpu_address if isinstance(dst, Buffer) else dst
-        if size is None:
-            if not isinstance(dst, Buffer):
-                raise UsageError("SDMAQueue.fill: size is needed when dst is an address")
-            size = dst.size
-        return self.submit(*_sdma.split_fill(self.target, d, value, check_int("size", size,
-                                                                             minimum=1)))
+        d, size = _address_and_size("SDMAQueue.fill", "dst", dst, size)
+        return self.submit(*_sdma.split_fill(self.target, d, value, size))
 
     def write(self, dst: Buffer | int, data: int | Sequence[int] | bytes) -> int:
         """WRITE_LINEAR dwords (or bytes, a multiple of 4) at `dst`."""

@@ -1,6 +1,7 @@
 """Kernel descriptor decoding, checked against (1) llvm-objdump-19's disassembly of the same
-64 bytes back into `.amdhsa_*` directives and (2) the `.amdhsa_*` directives written in our
-assembly sources (and in a probe assembled here with every field set)."""
+64 bytes back into `.amdhsa_*` directives and (2) the `.amdhsa_*` directives our assembly
+sources ask for through `KERNEL_END` of src/amdhsa.inc (and a probe assembled here with every
+field set)."""
 
 from __future__ import annotations
 
@@ -133,9 +134,42 @@ def test_descriptor_matches_objdump(name, target, path):
 _GEN = {"gfx90a": (9, 0, 10), "gfx942": (9, 4, 2), "gfx1100": (11, 0, 0)}
 
 
+def expand_kernel_end(source: str) -> str:
+    """`source` with its `KERNEL_END name, key=value, ...` line replaced by the body of that
+    macro in src/amdhsa.inc, parameters substituted as the assembler does (defaults from the
+    `.macro` line, backslash-parenthesis joins)."""
+    inc = (kernels.SRC_DIR / "amdhsa.inc").read_text()
+    macro = re.search(r"^\.macro KERNEL_END (.*?)\n(.*?)^\.endm", inc, re.S | re.M)
+    assert macro, "amdhsa.inc defines no KERNEL_END macro"
+    order, values = [], {}
+    for param in macro.group(1).split(","):
+        key, _, default = param.strip().partition("=")
+        order.append(key)
+        values[key] = default
+    call = re.search(r"^KERNEL_END (.*)$", source, re.M)
+    assert call, "the source has no KERNEL_END line"
+    for i, arg in enumerate(a.strip() for a in call.group(1).split(",")):
+        key, eq, value = arg.partition("=")
+        if eq:
+            values[key.strip()] = value.strip()
+        else:
+            values[order[i]] = arg
+    body = macro.group(2)
+    for key in sorted(values, key=len, reverse=True):
+        body = body.replace("\\" + key, values[key])
+    return source.replace(call.group(0), body.replace("\\()", ""))
+
+
+def _integer(text: str) -> int:
+    """An assembler absolute expression of integers, + - * / and parentheses (/ truncates)."""
+    assert re.fullmatch(r"[\dxXa-fA-F\s+\-*/()]+", text), text
+    return int(eval(re.sub(r"(?<![/])/(?!/)", "//", text)))
+
+
 def directives_for(source: str, target: str) -> dict[str, int]:
     """The `.amdhsa_*` directives of the `.amdhsa_kernel` block that assembles for `target`,
     evaluating `.if/.elseif/.else/.endif` on the `.amdgcn.gfx_generation_*` symbols."""
+    source = expand_kernel_end(source) if re.search(r"^KERNEL_END ", source, re.M) else source
     number, minor, stepping = _GEN[target]
     symbols = {".amdgcn.gfx_generation_number": number, ".amdgcn.gfx_generation_minor": minor,
                ".amdgcn.gfx_generation_stepping": stepping}
@@ -172,8 +206,8 @@ def directives_for(source: str, target: str) -> dict[str, int]:
         elif line == ".end_amdhsa_kernel":
             inside = False
         elif inside and line.startswith(".amdhsa_"):
-            key, value = line.split()
-            found[key[len(".amdhsa_"):]] = int(value, 0)
+            key, value = line.split(None, 1)
+            found[key[len(".amdhsa_"):]] = _integer(value)
     return found
 
 

@@ -14,7 +14,14 @@ from pytest_amdgpu.codeobj import LocalMemory, build_kernargs, load_code_object
 from pytest_amdgpu.errors import UsageError
 
 from .oracle import needs_clang, needs_readobj, readobj_metadata
-from .test_metadata_oracle import HIDDEN_KERNEL, V4_HIDDEN, V5_HIDDEN, build_cl
+from .test_metadata_oracle import (
+    APERTURE_KERNEL,
+    HIDDEN_KERNEL,
+    PRINTF_KERNEL,
+    V4_HIDDEN,
+    V5_HIDDEN,
+    build_cl,
+)
 
 
 class Buf:
@@ -192,3 +199,64 @@ def test_int_converts_for_float_and_local_needs_localmemory():
     lar = kernels.load("local_arg_reduce", "gfx942").kernels["local_arg_reduce"]
     with pytest.raises(UsageError, match="LocalMemory"):
         build_kernargs(lar, [Buf(1), Buf(2), 512, 10], grid=1, block=1)
+
+
+@needs_clang
+@needs_readobj
+@pytest.mark.parametrize(("source", "name", "target", "version", "provided"), [
+    (PRINTF_KERNEL, "pk", "gfx942", 4, {"printf_buffer": 0x7F00_0000_DD00}),
+    (PRINTF_KERNEL, "pk", "gfx942", 5, {"hidden_printf_buffer": 0x7F00_0000_DD00}),
+    # the high halves of the flat aperture bases: scratch 2 << 48, LDS 1 << 48 (facts-kfd §2.2)
+    (APERTURE_KERNEL, "ak", "gfx803", 5, {"private_base": 0x20000, "shared_base": 0x10000}),
+], ids=["printf-v4", "printf-v5", "apertures-v5"])
+def test_supplied_hidden_values_land_at_their_offsets(tmp_path, source, name, target, version,
+                                                      provided):
+    """Values the runtime owns (printf buffer, aperture bases) reach the offsets llvm-readobj
+    reports, with or without the hidden_ prefix; every other hidden argument the runtime
+    cannot know stays 0."""
+    path = build_cl(tmp_path, source, target, version, name=name)
+    kernel = load_code_object(path).kernels[name]
+    md = readobj_metadata(str(path))["amdhsa.kernels"][0]
+    where = {a[".value_kind"]: (a[".offset"], a[".size"]) for a in md[".args"]}
+    data = build_kernargs(kernel, [Buf(0x5000), 9], grid=64, block=64, hidden=provided).data
+    got = {}
+    for kind, (off, size) in where.items():
+        got[kind] = int.from_bytes(data[off:off + size], "little")
+    for key, value in provided.items():
+        kind = key if key.startswith("hidden_") else "hidden_" + key
+        assert got[kind] == value, kind
+    for kind in ("hidden_default_queue", "hidden_completion_action", "hidden_multigrid_sync_arg",
+                 "hidden_hostcall_buffer", "hidden_heap_v1"):
+        if kind in got:
+            assert got[kind] == 0, kind
+
+
+def test_hidden_none_slot_stays_zero():
+    """hidden_none marks a slot a kernel skips (AMDGPUUsage): it is parsed and left 0; a value
+    for it, or for a kind AMDGPUUsage does not define, is refused (a misspelt name would
+    otherwise leave its argument 0 without a word)."""
+    from pytest_amdgpu.codeobj import KernelArg
+    from pytest_amdgpu.codeobj.metadata import KernelMetadata
+
+    args = (KernelArg(0, 0, 8, "global_buffer", name="out"),
+            KernelArg(1, 8, 8, "hidden_global_offset_x"),
+            KernelArg(2, 16, 8, "hidden_none"),
+            KernelArg(3, 24, 8, "hidden_default_queue"))
+    md = KernelMetadata(name="k", symbol="k.kd", args=args, kernarg_segment_size=32,
+                        kernarg_segment_align=8, group_segment_fixed_size=0,
+                        private_segment_fixed_size=0, wavefront_size=64, sgpr_count=8,
+                        vgpr_count=4, max_flat_workgroup_size=256)
+
+    class Info:
+        metadata = md
+        name = "k"
+        kernarg_size = 32
+        group_segment_size = 0
+
+    data = build_kernargs(Info(), [Buf(0x9000)], grid=64, block=64, global_offset=(7,),
+                          hidden={"default_queue": 0x1234}).data
+    assert struct.unpack("<QQQQ", data) == (0x9000, 7, 0, 0x1234)
+    for key in ("none", "hidden_none", "queue_pointer"):
+        with pytest.raises(UsageError, match="not a hidden argument value kind"):
+            build_kernargs(Info(), [Buf(0x9000)], grid=64, block=64, hidden={key: 1})
+

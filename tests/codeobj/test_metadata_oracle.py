@@ -116,3 +116,49 @@ def test_every_hidden_argument(tmp_path, target, version, layout):
     local = kmd.explicit_args[2]
     assert (local.value_kind, local.address_space, local.size) == (
         "dynamic_shared_pointer", "local", 4)
+
+
+# A kernel that calls printf: LLVM adds hidden_printf_buffer (the module has printf formats,
+# amdhsa.printf), at 24 in the v4 block and 72 in the v5 block (AMDGPUUsage, facts §5.1).
+PRINTF_KERNEL = """
+__kernel void pk(__global uint *out, uint k) {
+  printf("v=%u\\n", k);
+  out[0] = k;
+}
+"""
+# Casts of private and local pointers to generic ones on a target without aperture registers
+# (GFX8): LLVM reads the aperture bases from hidden_private_base / hidden_shared_base, at 192
+# and 196 of the v5 block (AMDGPUUsage "only used by GFX8").
+APERTURE_KERNEL = """
+__kernel void ak(__global ulong *out, uint k) {
+  __local uint l[4];
+  __private uint p[4];
+  p[k & 3] = k;
+  l[k & 3] = k;
+  out[0] = (ulong)(__generic uint *)&p[k & 3];
+  out[1] = (ulong)(__generic uint *)&l[k & 3];
+}
+"""
+
+
+@needs_clang
+@pytest.mark.parametrize(("source", "name", "target", "version", "kind", "offset"), [
+    (PRINTF_KERNEL, "pk", "gfx942", 4, "hidden_printf_buffer", 24),
+    (PRINTF_KERNEL, "pk", "gfx942", 5, "hidden_printf_buffer", 72),
+    (APERTURE_KERNEL, "ak", "gfx803", 5, "hidden_private_base", 192),
+    (APERTURE_KERNEL, "ak", "gfx803", 5, "hidden_shared_base", 196),
+], ids=["printf-v4", "printf-v5", "private_base-v5", "shared_base-v5"])
+def test_service_and_aperture_hidden_arguments(tmp_path, source, name, target, version, kind,
+                                               offset):
+    path = build_cl(tmp_path, source, target, version, name=name)
+    co = load_code_object(path)
+    _check_against(co, readobj_metadata(str(path)))
+    kmd = co.kernels[name].metadata
+    explicit_end = max(a.offset + a.size for a in kmd.explicit_args)
+    base = -(-explicit_end // 8) * 8
+    arg = kmd.hidden(kind)
+    assert arg is not None and kind in HIDDEN_VALUE_KINDS
+    assert arg.offset - base == offset
+    if kind == "hidden_printf_buffer":
+        assert co.metadata.printf, "a printf kernel lists its formats in amdhsa.printf"
+

@@ -64,13 +64,19 @@ def test_feature_modes(flags, device, ok):
         assert "any" in str(info.value)
 
 
-def test_feature_on_a_processor_without_it():
-    # gfx1100 has no xnack/sramecc mode: a code object demanding one is refused
-    co = load_code_object(_with_flags("copy", "gfx1100", 0x341))
-    assert co.target_id.xnack == "on"
-    assert not TARGETS["gfx1100"].xnack_supported
-    with pytest.raises(CodeObjectError, match="no xnack mode"):
+@pytest.mark.parametrize(("flags", "feature"), [(0x341, "xnack"), (0xC41, "sramecc"),
+                                                (0x241, "xnack"), (0x841, "sramecc")])
+def test_feature_on_a_processor_without_it(flags, feature):
+    # gfx1100 has no xnack/sramecc mode: a code object demanding either setting is refused,
+    # and the message names the setting and how to rebuild
+    co = load_code_object(_with_flags("copy", "gfx1100", flags))
+    want = "on" if flags >> (8 if feature == "xnack" else 10) & 3 == 3 else "off"
+    assert getattr(co.target_id, feature) == want
+    assert not getattr(TARGETS["gfx1100"], f"{feature}_supported")
+    sign = "+" if want == "on" else "-"
+    with pytest.raises(CodeObjectError, match=f"no {feature} mode") as info:
         co.check_target(get_target("gfx1100"))
+    assert f"{feature}{sign}" in str(info.value) and "-mcpu=gfx1100" in str(info.value)
 
 
 def test_target_id_strings():

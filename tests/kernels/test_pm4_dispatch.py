@@ -15,7 +15,7 @@ from pytest_amdgpu.targets import get_target
 PGM_LO, PGM_HI, RSRC1, RSRC2 = 0x20C, 0x20D, 0x212, 0x213
 RSRC3 = {"gfx90a": 0x22D, "gfx942": 0x22D, "gfx1100": 0x228}
 TMPRING, SCRATCH_LO, SCRATCH_HI, LIMITS = 0x218, 0x210, 0x211, 0x215
-START_X, NUM_THREAD_X, USER_DATA_0 = 0x204, 0x207, 0x240
+START_X, NUM_THREAD_X, USER_DATA_0, RESTART_X = 0x204, 0x207, 0x240, 0x21B
 SET_SH_REG, DISPATCH_DIRECT, ACQUIRE_MEM, EVENT_WRITE = 0x76, 0x15, 0x58, 0x46
 
 
@@ -100,6 +100,7 @@ def test_register_sequence(target, name):
     assert regs[LIMITS] == 0
     # START_X..Z = 0, NUM_THREAD_X..Z = full | partial << 16 (130 = 2*64 + 2; 3 = 1*2 + 1)
     assert [regs[START_X + k] for k in range(3)] == [0, 0, 0]
+    assert [regs[RESTART_X + k] for k in range(3)] == [0, 0, 0]
     assert [regs[NUM_THREAD_X + k] for k in range(3)] == [64 | 2 << 16, 2 | 1 << 16, 1]
     dims = packets[-2][1]
     assert dims[:3] == [3, 2, 1]

@@ -26,6 +26,13 @@ def backend(request) -> str:
     return request.param
 
 
+def needs_cpu_visible_vram(dev: Device) -> None:
+    """Skip on a small-BAR board, where the driver gives no CPU-mapped VRAM (EINVAL for
+    VRAM | PUBLIC, facts-kfd.md §2.3 row 5)."""
+    if not dev.large_bar:
+        pytest.skip(f"{dev.describe()} is a small-BAR board: its VRAM cannot be CPU-mapped")
+
+
 def open_on(backend: str, target: str = "gfx942", **kw) -> Device:
     """Open a device on `backend`; the simulator builds a machine of `target`."""
     if backend == "sim":

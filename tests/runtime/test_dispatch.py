@@ -10,7 +10,7 @@ import pytest
 from pytest_amdgpu.errors import UsageError
 from pytest_amdgpu.runtime import open_device
 
-from .conftest import SIM_TARGETS, kfd_unusable
+from .conftest import SIM_TARGETS, kfd_unusable, needs_cpu_visible_vram
 
 
 def _shader_core_missing() -> str | None:
@@ -39,6 +39,7 @@ def kdevice(request):
 
 @pytest.mark.parametrize("kind", ["aql", "pm4"])
 def test_dispatch_partial_workgroups(kdevice, kind):
+    needs_cpu_visible_vram(kdevice)
     kernel = kdevice.load_kernel("fill_id")
     out = kdevice.alloc(8192, "vram")
     out.fill(0xFF)

@@ -18,6 +18,8 @@ from pytest_amdgpu.errors import GPUFaultError, GPUTimeoutError, HWExceptionErro
 from pytest_amdgpu.packets import pm4
 from pytest_amdgpu.runtime import open_device, open_devices
 
+from .conftest import needs_cpu_visible_vram
+
 KINDS = ("pm4", "sdma", "aql")
 
 
@@ -52,6 +54,7 @@ def test_packets_consumed(xdevice, kind):
 
 def test_sdma_copy_and_fill(xdevice):
     dev = xdevice
+    needs_cpu_visible_vram(dev)
     q = dev.create_queue("sdma")
     src = dev.alloc(64 * 1024, "vram")
     dst = dev.alloc(64 * 1024, "gtt")
@@ -341,6 +344,8 @@ def test_gpu_and_cpu_see_the_same_memory(xdevice, location):
     """One address for CPU and GPU: what the CPU writes the SDMA engine copies out, and what
     the engine writes the CPU reads, for every location."""
     dev = xdevice
+    if location == "vram":
+        needs_cpu_visible_vram(dev)
     q = dev.create_queue("sdma")
     buf = dev.alloc(16384, location)
     staging = dev.alloc(16384, "gtt")

@@ -2,13 +2,9 @@
 // old[i] = atomic_add(counter, 1) (a returning global atomic). Afterwards *counter has grown
 // by count and old[] is a permutation of its previous value + 0..count-1.
 // The work-group size comes from the dispatch packet. Kernarg: counter @0, old @8, count @16.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl atomic_counter
-.p2align 8
-.type atomic_counter,@function
-atomic_counter:
+KERNEL atomic_counter
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] dispatch ptr, s[2:3] kernarg ptr, s4 work-group id x
   s_load_dword s5, s[0:1], 0x4
@@ -54,54 +50,22 @@ atomic_counter:
 .endif
 .Lac_done:
   s_endpgm
-.Latomic_counter_end:
-.size atomic_counter, .Latomic_counter_end-atomic_counter
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel atomic_counter
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_dispatch_ptr 1
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 6
-  .amdhsa_next_free_sgpr 16
-  .amdhsa_accum_offset 8
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel atomic_counter
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_dispatch_ptr 1
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 6
-  .amdhsa_next_free_sgpr 16
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: atomic_counter
-    .symbol: atomic_counter.kd
-    .kernarg_segment_size: 20
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 16
-    .vgpr_count: 6
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: counter, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: read_write }
@@ -111,10 +75,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END atomic_counter, kernarg_size=20, vgprs=6, sgprs=16, dispatch_ptr=1

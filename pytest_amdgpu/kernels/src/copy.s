@@ -1,13 +1,9 @@
 // copy(const uint *src, uint *dst, uint count): dst[i] = src[i] for i = global id x < count.
 // The work-group size comes from the dispatch packet (dispatch ptr + 4, workgroup_size_x), so
 // the PM4 path must expose an AQL-format packet. Kernarg: src @0, dst @8, count @16.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl copy
-.p2align 8
-.type copy,@function
-copy:
+KERNEL copy
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] dispatch ptr, s[2:3] kernarg ptr, s4 work-group id x
   s_load_dword s5, s[0:1], 0x4
@@ -44,54 +40,22 @@ copy:
 .endif
 .Lcopy_done:
   s_endpgm
-.Lcopy_end:
-.size copy, .Lcopy_end-copy
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel copy
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_dispatch_ptr 1
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 4
-  .amdhsa_next_free_sgpr 16
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel copy
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_dispatch_ptr 1
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 4
-  .amdhsa_next_free_sgpr 16
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: copy
-    .symbol: copy.kd
-    .kernarg_segment_size: 20
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 16
-    .vgpr_count: 4
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: src, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: read_only, .is_const: true }
@@ -101,10 +65,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END copy, kernarg_size=20, vgprs=4, sgprs=16, dispatch_ptr=1

@@ -2,13 +2,9 @@
 // The work-group size and the global offset come from the code object v5 hidden arguments
 // (hidden_group_size_x @28, hidden_global_offset_x @56 in this kernel's kernarg segment), so
 // the runtime's hidden-argument layout is exercised. Kernarg: out @0, count @8, hidden block @16.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl fill_id
-.p2align 8
-.type fill_id,@function
-fill_id:
+KERNEL fill_id
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] kernarg ptr, s2 work-group id x
   s_load_dwordx2 s[4:5], s[0:1], 0x0
@@ -45,52 +41,22 @@ fill_id:
 .endif
 .Lfill_done:
   s_endpgm
-.Lfill_id_end:
-.size fill_id, .Lfill_id_end-fill_id
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel fill_id
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 272
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 4
-  .amdhsa_next_free_sgpr 12
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel fill_id
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 272
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 4
-  .amdhsa_next_free_sgpr 12
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: fill_id
-    .symbol: fill_id.kd
-    .kernarg_segment_size: 272
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 12
-    .vgpr_count: 4
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: out, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: write_only }
@@ -112,10 +78,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END fill_id, kernarg_size=272, vgprs=4, sgprs=12

@@ -4,13 +4,9 @@
 //   out[1], out[2] = the constant-rate "real time" counter read twice (gfx9: s_memrealtime;
 //            gfx11: s_sendmsg_rtn_b64 MSG_RTN_GET_REALTIME), so out[1] <= out[2].
 // Kernarg: out @0.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl memtime
-.p2align 8
-.type memtime,@function
-memtime:
+KERNEL memtime
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] kernarg ptr, s2 work-group id x
   s_load_dwordx2 s[4:5], s[0:1], 0x0
@@ -60,52 +56,22 @@ memtime:
 .endif
 .Lmt_done:
   s_endpgm
-.Lmemtime_end:
-.size memtime, .Lmemtime_end-memtime
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel memtime
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 8
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 8
-  .amdhsa_next_free_sgpr 14
-  .amdhsa_accum_offset 8
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel memtime
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 8
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 8
-  .amdhsa_next_free_sgpr 14
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: memtime
-    .symbol: memtime.kd
-    .kernarg_segment_size: 8
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 14
-    .vgpr_count: 8
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: out, .type_name: 'ulong*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: write_only }
@@ -113,10 +79,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END memtime, kernarg_size=8, vgprs=8, sgprs=14

@@ -2,13 +2,9 @@
 // at the byte address base + offset. With an offset past the end of base's buffer (into
 // unmapped GPU memory) this is the VM-fault test: the memory exception must name exactly
 // base + offset. Kernarg: base @0, offset @8, value @16.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl oob_store
-.p2align 8
-.type oob_store,@function
-oob_store:
+KERNEL oob_store
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] kernarg ptr, s2 work-group id x
   s_load_dwordx4 s[4:7], s[0:1], 0x0
@@ -45,52 +41,22 @@ oob_store:
 .endif
 .Loob_done:
   s_endpgm
-.Loob_store_end:
-.size oob_store, .Loob_store_end-oob_store
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel oob_store
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 12
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel oob_store
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 20
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 12
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: oob_store
-    .symbol: oob_store.kd
-    .kernarg_segment_size: 20
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 12
-    .vgpr_count: 3
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: base, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: write_only }
@@ -100,10 +66,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END oob_store, kernarg_size=20, vgprs=3, sgprs=12

@@ -1,13 +1,9 @@
 // trap: every wave executes s_trap 2 (the debugger/assert trap id) and would then end.
 // Without a trap handler this is a hardware exception the runtime must report (naming s_trap).
 // Arguments: none.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl trap
-.p2align 8
-.type trap,@function
-trap:
+KERNEL trap
 .if .amdgcn.gfx_generation_number == 9
   s_trap 2
   s_endpgm
@@ -15,62 +11,26 @@ trap:
   s_trap 2
   s_endpgm
 .endif
-.Ltrap_end:
-.size trap, .Ltrap_end-trap
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel trap
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 0
-  .amdhsa_user_sgpr_kernarg_segment_ptr 0
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 1
-  .amdhsa_next_free_sgpr 1
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel trap
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 0
-  .amdhsa_user_sgpr_kernarg_segment_ptr 0
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 1
-  .amdhsa_next_free_sgpr 1
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: trap
-    .symbol: trap.kd
-    .kernarg_segment_size: 0
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 1
-    .vgpr_count: 1
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args: []
 ...
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END trap, kernarg_size=0, vgprs=1, sgprs=1, kernarg_ptr=0

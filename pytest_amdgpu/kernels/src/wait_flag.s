@@ -2,13 +2,9 @@
 // scalar cache) until it is non-zero, then stores the flag value to out[0]. The host releases
 // the kernel by writing the flag: tests of asynchronous execution and of waits that time out.
 // Kernarg: flag @0, out @8.
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl wait_flag
-.p2align 8
-.type wait_flag,@function
-wait_flag:
+KERNEL wait_flag
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] kernarg ptr, s2 work-group id x
   s_load_dwordx4 s[4:7], s[0:1], 0x0
@@ -34,52 +30,22 @@ wait_flag:
   global_store_b32 v1, v2, s[6:7]
 .endif
   s_endpgm
-.Lwait_flag_end:
-.size wait_flag, .Lwait_flag_end-wait_flag
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel wait_flag
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 16
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 9
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel wait_flag
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 16
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 9
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: wait_flag
-    .symbol: wait_flag.kd
-    .kernarg_segment_size: 16
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 9
-    .vgpr_count: 3
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: flag, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: read_only, .is_volatile: true }
@@ -88,10 +54,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END wait_flag, kernarg_size=16, vgprs=3, sgprs=9

@@ -1,12 +1,8 @@
 // write_value(uint *out, uint value): work-item 0 of work-group 0 stores `value` to *out.
 // Every other work-item does nothing. Kernarg: out @0 (8 B), value @8 (4 B).
-.amdhsa_code_object_version 5
+.include "amdhsa.inc"
 
-.text
-.globl write_value
-.p2align 8
-.type write_value,@function
-write_value:
+KERNEL write_value
 .if .amdgcn.gfx_generation_number == 9
   // s[0:1] kernarg ptr, s2 work-group id x, v0 packed work-item id
   s_load_dwordx2 s[4:5], s[0:1], 0x0
@@ -37,52 +33,22 @@ write_value:
 .endif
 .Lwv_done:
   s_endpgm
-.Lwrite_value_end:
-.size write_value, .Lwrite_value_end-write_value
 
-.rodata
-.p2align 6
-.if .amdgcn.gfx_generation_number == 9
-.amdhsa_kernel write_value
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 12
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 10
-  .amdhsa_accum_offset 4
-.end_amdhsa_kernel
-.else
-.amdhsa_kernel write_value
-  .amdhsa_group_segment_fixed_size 0
-  .amdhsa_private_segment_fixed_size 0
-  .amdhsa_kernarg_size 12
-  .amdhsa_user_sgpr_kernarg_segment_ptr 1
-  .amdhsa_system_sgpr_workgroup_id_x 1
-  .amdhsa_system_vgpr_workitem_id 0
-  .amdhsa_next_free_vgpr 3
-  .amdhsa_next_free_sgpr 10
-  .amdhsa_wavefront_size32 1
-.end_amdhsa_kernel
-.endif
-
-.macro KERNEL_METADATA wave, target
+.macro KERNEL_METADATA name, wave, target, kernarg_size, lds, sgprs, vgprs
 .amdgpu_metadata
 ---
 amdhsa.version: [ 1, 2 ]
 amdhsa.target: \target
 amdhsa.kernels:
-  - .name: write_value
-    .symbol: write_value.kd
-    .kernarg_segment_size: 12
+  - .name: \name
+    .symbol: \name\().kd
+    .kernarg_segment_size: \kernarg_size
     .kernarg_segment_align: 8
-    .group_segment_fixed_size: 0
+    .group_segment_fixed_size: \lds
     .private_segment_fixed_size: 0
     .wavefront_size: \wave
-    .sgpr_count: 10
-    .vgpr_count: 3
+    .sgpr_count: \sgprs
+    .vgpr_count: \vgprs
     .max_flat_workgroup_size: 1024
     .args:
       - { .name: out, .type_name: 'uint*', .offset: 0, .size: 8, .value_kind: global_buffer, .address_space: global, .access: write_only }
@@ -91,10 +57,4 @@ amdhsa.kernels:
 .end_amdgpu_metadata
 .endm
 
-.if .amdgcn.gfx_generation_number == 11
-KERNEL_METADATA 32, amdgcn-amd-amdhsa--gfx1100
-.elseif .amdgcn.gfx_generation_minor == 4
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx942
-.else
-KERNEL_METADATA 64, amdgcn-amd-amdhsa--gfx90a
-.endif
+KERNEL_END write_value, kernarg_size=12, vgprs=3, sgprs=10
