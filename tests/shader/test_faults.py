@@ -86,6 +86,21 @@ def test_illegal_encoding_names_encoding_and_pc(tmp_path, target):
     assert "BFFF0000" in e.encoding and f"{e.pc:x}" in str(e)
 
 
+def test_vgpr_beyond_allocation_is_illegal(tmp_path, target):
+    """A VGPR past COMPUTE_PGM_RSRC1's allocation is named as such, not as a simulator failure."""
+    body = "  v_mov_b32 v1, 0\n  v_mov_b32 v200, 0\n  s_endpgm"
+    co = build(asm_kernel("over", body, kernarg=False, vgprs=8), target, tmp_path, "over")
+    d = Device(target, co)
+    with pytest.raises(ShaderException) as ei:
+        d.launch("over", (64,), (64,))
+    e = ei.value
+    assert e.kind == "illegal_instruction"
+    assert e.mnemonic.startswith("v_mov_b32") and "v200, 0" in str(e)
+    assert "outside the wave's allocation" in str(e)
+    start = d.loaded.base + co.kernels["over"].kd_offset + _entry(d, co, "over")
+    assert e.pc == start + 4
+
+
 UNIMPLEMENTED = {
     # a valid instruction the core does not implement: named as llvm-objdump names it
     "gfx90a": ("v_mfma_f32_4x4x1f32 a[0:3], v0, v1, a[0:3]", "v_mfma_f32_4x4x1f32"),

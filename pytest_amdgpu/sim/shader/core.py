@@ -15,6 +15,7 @@ permission), so a bad PC is a VMFault like any other access.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -239,6 +240,19 @@ class Runtime:
             b.mode[...] = (b.mode & ~mask) | value
         elif rid == HW_REG_TRAPSTS:
             b.trapsts[...] = (b.trapsts & ~mask) | value
+
+
+_BOUNDS = re.compile(r"out of bounds for axis (\d+) with size (\d+)")
+
+
+def _register_overflow(exc: IndexError, b: Batch) -> bool:
+    """Whether numpy's IndexError `exc` came from indexing a register file of `b` (VGPRs, AGPRs
+    or SGPRs) rather than from a bug in an instruction's arithmetic."""
+    m = _BOUNDS.search(str(exc))
+    if m is None:
+        return False
+    axis, size = int(m.group(1)), int(m.group(2))
+    return (axis == 0 and size in (b.v.shape[0], b.a.shape[0])) or (axis == 1 and size == b.s.shape[1])
 
 
 def _slice(b: Batch) -> int:
@@ -709,6 +723,9 @@ class ShaderCore:
             b.pc = pc
             return None, None
         except IndexError as exc:
+            if not _register_overflow(exc, b):
+                raise self._failure(prog, rt, b.pc if b.gpr is not None else pc, "internal_error",
+                                    f"made the simulated shader core fail: IndexError: {exc}") from exc
             raise self._failure(prog, rt, b.pc if b.gpr is not None else pc, "illegal_instruction",
                                 "addresses a register outside the wave's allocation (COMPUTE_PGM_RSRC1 VGPRs / "
                                 f"RSRC3 ACCUM_OFFSET): {exc}") from None

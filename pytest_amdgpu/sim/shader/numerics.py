@@ -117,6 +117,13 @@ def _round_odd(s, err):
     return (mag | sign).view(F64)
 
 
+def _lanes(x: np.ndarray, shape: tuple, pos: np.ndarray) -> np.ndarray:
+    """Elements `pos` (flat indices into `shape`) of `x` broadcast to `shape`."""
+    if x.shape == shape:
+        return x.reshape(-1)[pos]
+    return np.broadcast_to(x, shape).reshape(-1)[pos] if shape else np.broadcast_to(x, ())[()]
+
+
 def _fma_narrow(a, b, c, dt, scale: int = 0):
     """fma for f32 / f16 operands: one rounding of a * b + c (times 2**scale) to `dt`."""
     a64, b64, c64 = (np.asarray(x, dtype=F64) for x in (a, b, c))
@@ -140,9 +147,9 @@ def _fma_narrow(a, b, c, dt, scale: int = 0):
         if not suspect.any():
             return out
         pos = np.flatnonzero(suspect)
-        ps, ss = prod.reshape(-1)[pos], flat[pos]
-        cs = (c64.reshape(-1)[pos] if c64.shape == s.shape
-              else np.broadcast_to(c64, s.shape)[np.unravel_index(pos, s.shape) if s.ndim else ()])
+        ss = flat[pos]
+        ps = _lanes(prod, s.shape, pos)        # operands may be scalars broadcast over lanes
+        cs = _lanes(c64, s.shape, pos)
         bb = ss - ps
         err = (ps - (ss - bb)) + (cs - bb)                # two-sum error of ps + cs
         inexact = err != 0
