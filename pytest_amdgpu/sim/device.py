@@ -50,7 +50,9 @@ class SimDevice:
         self.vram_size = vram_size
         self.vram_used = 0                      # kfd.vram_used: PAGE_ALIGNed sizes
         self.vram_used_aligned = 0              # kfd.vram_used_aligned: 2 MiB-aligned sizes
-        self.vram_reserved = VM_RESERVED_VRAM   # page tables (simplified, documented)
+        # reserved_for_pt = ESTIMATE_PT_SIZE(host RAM): max(RAM >> 14, AMDGPU_VM_RESERVED_VRAM)
+        # (amdgpu_amdkfd_gpuvm.c); RAS-reserved and pinned VRAM are 0 here.
+        self.vram_reserved = max(machine.system_memory >> 14, VM_RESERVED_VRAM)
         self.large_bar = True                   # MI200/MI300/7900 XTX with resizable BAR
         self.doorbell_slice_size = self.target.doorbell_slice_size
         self.num_sdma_engines = properties["num_sdma_engines"]

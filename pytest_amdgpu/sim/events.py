@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,6 +65,16 @@ class Event:
     waiters: list = field(default_factory=list)
     memory_data: bytes = bytes(MEM_DATA_SIZE)  # struct kfd_hsa_memory_exception_data
     hw_data: bytes = bytes(HW_DATA_SIZE)       # struct kfd_hsa_hw_exception_data
+
+
+class WaitOutcome(NamedTuple):
+    """What WAIT_EVENTS returns: errno, wait_result, the timeout to copy back (the remaining
+    milliseconds after a signal), and the exception of the interrupting signal handler."""
+
+    errno: int
+    result: int
+    timeout_ms: int
+    signal: BaseException | None
 
 
 class _Waiter:
@@ -205,16 +216,21 @@ class EventManager:
 
     # -- WAIT_EVENTS ------------------------------------------------------------------------
     def wait(self, read_entry, write_data, num_events: int, wait_all: bool, timeout_ms: int
-             ) -> tuple[int, int]:
-        """kfd_wait_on_events. Returns (errno, wait_result).
+             ) -> WaitOutcome:
+        """kfd_wait_on_events.
 
         `read_entry(i)` returns the 48 bytes of entry i or None (EFAULT); `write_data(i, off,
-        data)` copies data into entry i at byte `off` and returns False on EFAULT.
+        data)` copies data into entry i at byte `off` and returns False on EFAULT. A Python
+        signal handler that raises while the thread sleeps is the simulator's signal: the wait
+        ends as the kernel's does on ERESTARTSYS (EINTR to a handler without SA_RESTART, the
+        remaining timeout, consumed auto-reset events set again) and the handler's exception
+        is handed back in the outcome for the caller to raise after the ioctl's copy-out.
         """
         deadline = _deadline(timeout_ms)
         waiters = [_Waiter() for _ in range(num_events)]
         ret = 0
         result = WAIT_TIMEOUT
+        signal: BaseException | None = None
         self.lock.acquire()
         try:
             for i in range(num_events):
@@ -240,19 +256,37 @@ class EventManager:
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:
                             break
-                        self.cond.wait(left)
-                    if result == WAIT_COMPLETE:
+                        try:
+                            self.cond.wait(left)
+                        except BaseException as exc:    # a signal handler raised (W6)
+                            signal = exc
+                            ret = E.EINTR
+                            break
+                    if not ret and result == WAIT_COMPLETE:
                         ret = self._copy_data(waiters, write_data)       # W7
         finally:
-            for w in waiters:                                            # free_waiters
-                if w.event is not None and w in w.event.waiters:
-                    w.event.waiters.remove(w)
+            self._free_waiters(waiters, undo_auto_reset=signal is not None)
             self.lock.release()
         if ret:                                                          # W5
             result = WAIT_FAIL
         elif result == WAIT_FAIL:
             ret = E.EIO
-        return ret, result
+        if signal is not None and timeout_ms not in (TIMEOUT_IMMEDIATE, TIMEOUT_INFINITE):
+            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        return WaitOutcome(ret, result, timeout_ms, signal)
+
+    def _free_waiters(self, waiters: list[_Waiter], *, undo_auto_reset: bool) -> None:
+        """free_waiters: leave the wait queues. A wait ended by a signal (ERESTARTSYS; here an
+        exception raised by a Python signal handler while sleeping) gives back what it
+        consumed: every activated auto-reset event is set again (W6). A timeout does not."""
+        for w in waiters:
+            ev = w.event
+            if ev is None:
+                continue
+            if w in ev.waiters:
+                ev.waiters.remove(w)
+            if undo_auto_reset and w.activated and ev.auto_reset:
+                self._set_locked(ev)
 
     def _init_waiter(self, w: _Waiter, ev: Event, last_age: int) -> None:
         """init_event_waiter: activated if signaled; auto-reset consumed here (W3)."""

@@ -28,6 +28,7 @@ SYSFS_ALIASES = ("/sys/class/kfd/kfd/topology",)
 GOLDEN_RATIO_32 = 0x61C88647        # include/linux/hash.h
 KFD_GPU_ID_HASH_WIDTH = 16          # kfd_priv.h
 MAX_GPUS = 64
+RESERVE_MEM_LIMIT = 3 << 29         # amdgpu_amdkfd_gpuvm.c AMDGPU_RESERVE_MEM_LIMIT (1.5 GiB)
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -80,7 +81,7 @@ class SimMachine:
     Options: `kfd_version` (what GET_VERSION reports; ioctls newer than it are ENOTTY),
     `vram_size` (bytes per GPU, overriding the presets: small values make VRAM exhaustion
     testable), `engine_factory` (callable(device) -> engine; default sim.gpu.GPUEngine),
-    `system_memory` (bytes of host memory KFD may charge GTT/userptr BOs against).
+    `system_memory` (bytes of host RAM the limits on GTT/userptr BOs derive from).
     """
 
     def __init__(self, spec: str = "gfx942", *, kfd_version: tuple[int, int] = (1, 17),
@@ -97,9 +98,16 @@ class SimMachine:
         self.processes: list = []
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         self.system_memory = total if system_memory is None else system_memory
-        # kfd_mem_limit.max_system_mem_limit: 15/16 of system memory (simplified).
-        self.system_mem_limit = self.system_memory - (self.system_memory >> 4)
+        # amdgpu_amdkfd_gpuvm_init_mem_limits: system (GTT + userptr) limit 63/64 of RAM less
+        # 1.5 GiB (half of it on small hosts); TTM (GTT) limit ttm_tt_pages_limit(), half of
+        # RAM by default (ttm_device.c ttm_global_init).
+        mem = self.system_memory
+        limit = mem - (mem >> 6)
+        self.system_mem_limit = limit >> 1 if limit < 2 * RESERVE_MEM_LIMIT \
+            else limit - RESERVE_MEM_LIMIT
+        self.ttm_mem_limit = mem >> 1
         self.system_mem_used = 0
+        self.ttm_mem_used = 0
         self.devices: list[SimDevice] = []
         self._write_hooks: list[Callable[[], None]] = []
         try:
@@ -149,29 +157,25 @@ class SimMachine:
         return next((d for d in self.devices if d.render_minor == minor), None)
 
     # -- memory accounting and notification -----------------------------------------------------
-    def reserve_memory(self, device: SimDevice, vram: int, system: int) -> None:
-        """amdgpu_amdkfd_reserve_mem_limit: ENOMEM past the VRAM or system limit."""
-        if system:
-            with self.lock:
-                if self.system_mem_used + system > self.system_mem_limit:
-                    raise DriverError(E.ENOMEM, "system memory limit for GPU allocations "
-                                                "reached")
-                self.system_mem_used += system
-        if vram:
-            try:
+    def reserve_memory(self, device: SimDevice, vram: int, system: int, ttm: int = 0) -> None:
+        """amdgpu_amdkfd_reserve_mem_limit: ENOMEM past the system, TTM or VRAM limit."""
+        with self.lock:
+            if self.system_mem_used + system > self.system_mem_limit:
+                raise DriverError(E.ENOMEM, "system memory limit for GPU allocations reached")
+            if self.ttm_mem_used + ttm > self.ttm_mem_limit:
+                raise DriverError(E.ENOMEM, "TTM (GTT) memory limit reached")
+            if vram:
                 device.reserve_vram(vram)
-            except DriverError:
-                if system:
-                    with self.lock:
-                        self.system_mem_used -= system
-                raise
+            self.system_mem_used += system
+            self.ttm_mem_used += ttm
 
-    def unreserve_memory(self, device: SimDevice, vram: int, system: int) -> None:
+    def unreserve_memory(self, device: SimDevice, vram: int, system: int, ttm: int = 0) -> None:
+        """amdgpu_amdkfd_unreserve_mem_limit."""
         if vram:
             device.unreserve_vram(vram)
-        if system:
-            with self.lock:
-                self.system_mem_used -= system
+        with self.lock:
+            self.system_mem_used -= system
+            self.ttm_mem_used -= ttm
 
     def memory_written(self) -> None:
         """A GPU engine wrote memory: every engine re-checks what it waits on."""

@@ -9,6 +9,8 @@ simulator's view alias the same physical pages (no copies, no synchronisation st
 every access is looked up in that process's mappings on that device, bounds- and
 permission-checked, and a miss is a `VMFault` (never a host crash). Mappings change under the
 process lock; readers use an immutable snapshot, so GPU threads never take a lock to read.
+A BO is mapped as one attachment per VM, or two back to back over the same pages for
+AQL_QUEUE_MEM (kfd_mem_attach), each an independent `Mapping`, as amdgpu's page tables see it.
 
 ALLOC/FREE/MAP/UNMAP follow amdkfd (kfd_chardev.c) and amdgpu_amdkfd_gpuvm.c in the order of
 ../shared/reference/facts-kfd.md §2.3-2.5; each rule names its source next to it.
@@ -40,7 +42,7 @@ __all__ = [
 
 PAGE_SIZE = 4096
 VRAM_AVAILABILITY_ALIGN = 1 << 21     # amdgpu_amdkfd_gpuvm.c VRAM_AVAILABLITY_ALIGN (2 MiB)
-VM_RESERVED_VRAM = 8 << 20            # AMDGPU_VM_RESERVED_VRAM: page-table reserve (simplified)
+VM_RESERVED_VRAM = 8 << 20            # AMDGPU_VM_RESERVED_VRAM (amdgpu_vm.h): page-table floor
 GPU_VA_BITS = 48                      # gfx9/gfx11 VM: max_pfn = 1 << (48 - 12)
 MAX_PFN = 1 << (GPU_VA_BITS - 12)
 TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE  # x86-64 access_ok() limit for user pointers
@@ -173,19 +175,14 @@ def access_ok(addr: int, size: int) -> bool:
 
 # -- backing pages ---------------------------------------------------------------------------------
 
-_MAP_SHARED_FIXED = int(lib.MAP_SHARED | lib.MAP_FIXED)
-_PROT_RW = int(lib.PROT_READ | lib.PROT_WRITE)
-
-
 class Backing:
     """The pages of a BO: a memfd (shareable with the process by mmap) or host memory.
 
-    `array` is a uint8 view of `span` bytes; with `double` the memfd is mapped twice back to back
-    (AQL_QUEUE_MEM: the second half of the GPU range aliases the first).
+    `array` is a uint8 view of the `size` bytes.
     """
 
-    def __init__(self, size: int, *, name: str = "bo", double: bool = False,
-                 host_addr: int | None = None, fill: int = 0) -> None:
+    def __init__(self, size: int, *, name: str = "bo", host_addr: int | None = None,
+                 fill: int = 0) -> None:
         self.size = size
         self.host_addr = host_addr
         self.fd: int | None = None
@@ -196,20 +193,11 @@ class Backing:
 
             buf = ffi.buffer(ffi.cast("char *", host_addr), size)
             self.array = np.frombuffer(buf, dtype=np.uint8)
-            self.span = size
             return
         fd = os.memfd_create(f"sim-{name}", os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, size)
-            if double:
-                mm = mmap.mmap(-1, 2 * size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-                base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-                _syscall.mmap(base, size, _PROT_RW, _MAP_SHARED_FIXED, fd, 0)
-                _syscall.mmap(base + size, size, _PROT_RW, _MAP_SHARED_FIXED, fd, 0)
-                self.span = 2 * size
-            else:
-                mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
-                self.span = size
+            mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
         except BaseException:
             os.close(fd)
             raise
@@ -265,14 +253,17 @@ class BufferObject:
         self.drm_offset = 0
         self.vram_charge = 0          # bytes counted in the device's vram_used
         self.sys_charge = 0           # bytes counted in the machine's system memory use
-        self.mappings: dict[int, Mapping] = {}   # gpu_id -> mapping in that device's VM
+        self.ttm_charge = 0           # bytes counted in the machine's TTM (GTT) use
+        # gpu_id -> the BO's mapped attachments in that device's VM (two for AQL_QUEUE_MEM)
+        self.mappings: dict[int, tuple[Mapping, ...]] = {}
         self.freed = False
         self.on_gpu_write: Callable[[int, int], None] | None = None
 
     @property
-    def gpu_span(self) -> int:
-        """Bytes of GPU VA the BO covers once mapped (twice bo_size for AQL_QUEUE_MEM)."""
-        return self.bo_size * 2 if self.aql else self.bo_size
+    def attachment_vas(self) -> tuple[int, ...]:
+        """GPU VAs of the BO's attachments: an AQL_QUEUE_MEM BO is mapped twice, back to back,
+        over the same pages (kfd_mem_attach, the AQL ring wrap-around workaround)."""
+        return (self.va, self.va + self.bo_size) if self.aql else (self.va,)
 
     @property
     def writable(self) -> bool:
@@ -288,21 +279,23 @@ class BufferObject:
 
 
 class Mapping:
-    """One BO mapped into one device's VM (an amdgpu_bo_va mapping)."""
+    """One attachment of a BO in one device's VM (an amdgpu_bo_va mapping): the BO's pages at
+    GPU VA [start, start + bo_size)."""
 
-    __slots__ = ("_windows", "array", "bo", "end", "executable", "host", "mv", "queue_refcount",
-                 "start", "start64", "writable")
+    __slots__ = ("_windows", "array", "bo", "end", "executable", "fast_write", "host", "mv",
+                 "queue_refcount", "start", "start64", "writable")
 
-    def __init__(self, bo: BufferObject) -> None:
+    def __init__(self, bo: BufferObject, start: int | None = None) -> None:
         self.bo = bo
-        self.start = bo.va
-        self.start64 = np.int64(bo.va)
-        self.end = bo.va + bo.gpu_span
+        self.start = bo.va if start is None else start
+        self.start64 = np.int64(self.start)
+        self.end = self.start + bo.bo_size
         self.writable = bo.writable
         self.executable = bo.executable
         self.host = bo.backing.is_host
-        self.array = bo.backing.array[:bo.gpu_span]
-        self.mv = memoryview(self.array)   # small writes: a memoryview copy is ~10x numpy's
+        self.fast_write = self.writable and not self.host   # GPUVM's lock-free store path
+        self.array = bo.backing.array[:bo.bo_size]
+        self.mv = memoryview(self.array)   # small accesses: a memoryview copy is ~10x numpy's
         self.queue_refcount = 0       # amdgpu_bo_va.queue_refcount (kfd_queue_buffer_get)
         self._windows: dict[int, np.ndarray] = {}
 
@@ -337,16 +330,14 @@ _EMPTY = _Table([])
 _U8 = np.uint8
 
 
-def _mask64(bits: int) -> int:
-    return (1 << bits) - 1
-
-
 def _signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v & (1 << (bits - 1)) else v
 
 
-_FLOAT_FMT = {4: "<f", 8: "<d"}
-_INT_FMT = {4: "<I", 8: "<Q"}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_UINT_DT = {4: np.uint32, 8: np.uint64}
+_FLOAT_DT = {4: np.float32, 8: np.float64}
 
 
 class GPUVM:
@@ -404,6 +395,10 @@ class GPUVM:
         self._on_write()
 
     # -- checked access ---------------------------------------------------------------------
+    # The per-packet paths (read, write, read_u32/u64, write_u32/u64) first try the mapping of
+    # the previous access (`_last`) inline: one bounds test and a memoryview copy or struct
+    # unpack. Everything else (other mappings, several mappings, userptr pages that must be
+    # checked for presence, faults) goes through the checked slow path.
     def _fault(self, addr: int, write: bool, reason: str, size: int) -> VMFault:
         return VMFault(addr, write, reason, gpu_id=self.gpu_id, size=size)
 
@@ -439,28 +434,35 @@ class GPUVM:
 
     def read(self, addr: int, size: int) -> bytes:
         """Read `size` bytes at GPU VA `addr`."""
+        m = self._last
+        if m is not None and m.start <= addr and addr + size <= m.end and not m.host:
+            o = addr - m.start
+            return m.mv[o:o + size].tobytes()
+        return self._read(addr, size)
+
+    def _read(self, addr: int, size: int) -> bytes:
         if size <= 0:
             return b""
         try:
             m = self._span(addr, size, False)
         except _Spans:
-            return b"".join(m.array[o:o + n].tobytes() for m, o, n in
+            return b"".join(m.mv[o:o + n].tobytes() for m, o, n in
                             self._pieces(addr, size, False))
         o = addr - m.start
-        return m.array[o:o + size].tobytes()
+        return m.mv[o:o + size].tobytes()
 
     def write(self, addr: int, data) -> None:
         """Write bytes (bytes, memoryview or numpy array) at GPU VA `addr`."""
-        if isinstance(data, bytes) and 0 < len(data) <= 64:
-            try:
-                m = self._span(addr, len(data), True)
-            except _Spans:
-                pass
-            else:
-                o = addr - m.start
-                m.mv[o:o + len(data)] = data
-                self._after_write([(m, o, len(data))])
-                return
+        m = self._last
+        if m is not None and m.fast_write and type(data) is bytes and m.start <= addr \
+                and addr + len(data) <= m.end:
+            o = addr - m.start
+            m.mv[o:o + len(data)] = data
+            self._written(m, o, len(data))
+            return
+        self._write(addr, data)
+
+    def _write(self, addr: int, data) -> None:
         src = np.frombuffer(data, dtype=_U8) if not isinstance(data, np.ndarray) \
             else data.reshape(-1).view(_U8)
         size = src.size
@@ -468,46 +470,69 @@ class GPUVM:
             return
         try:
             m = self._span(addr, size, True)
-            o = addr - m.start
-            m.array[o:o + size] = src
-            touched = [(m, o, size)]
         except _Spans:
             touched = self._pieces(addr, size, True)
             pos = 0
             for m, o, n in touched:
                 m.array[o:o + n] = src[pos:pos + n]
                 pos += n
-        self._after_write(touched)
+            for m, o, n in touched:
+                self._written(m, o, n)
+            return
+        o = addr - m.start
+        m.array[o:o + size] = src
+        self._written(m, o, size)
 
-    def _after_write(self, touched) -> None:
-        for m, o, n in touched:
-            hook = m.bo.on_gpu_write
-            if hook is not None:
-                hook(o % m.bo.bo_size, n)
+    def _written(self, m: Mapping, offset: int, size: int) -> None:
+        """After a GPU store: the BO's own hook (doorbell pages), then wake waiting engines."""
+        hook = m.bo.on_gpu_write
+        if hook is not None:
+            hook(offset, size)
         self._on_write()
 
     def read_u32(self, addr: int) -> int:
-        return int.from_bytes(self.read(addr, 4), "little")
+        m = self._last
+        if m is not None and m.start <= addr and addr + 4 <= m.end and not m.host:
+            return _U32.unpack_from(m.mv, addr - m.start)[0]
+        return int.from_bytes(self._read(addr, 4), "little")
 
     def read_u64(self, addr: int) -> int:
-        return int.from_bytes(self.read(addr, 8), "little")
+        m = self._last
+        if m is not None and m.start <= addr and addr + 8 <= m.end and not m.host:
+            return _U64.unpack_from(m.mv, addr - m.start)[0]
+        return int.from_bytes(self._read(addr, 8), "little")
 
     def write_u32(self, addr: int, value: int) -> None:
-        self.write(addr, (value & 0xFFFF_FFFF).to_bytes(4, "little"))
+        value &= 0xFFFF_FFFF
+        m = self._last
+        if m is not None and m.fast_write and m.start <= addr and addr + 4 <= m.end:
+            o = addr - m.start
+            _U32.pack_into(m.mv, o, value)
+            self._written(m, o, 4)
+            return
+        self._write(addr, value.to_bytes(4, "little"))
 
     def write_u64(self, addr: int, value: int) -> None:
-        self.write(addr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little"))
+        value &= 0xFFFF_FFFF_FFFF_FFFF
+        m = self._last
+        if m is not None and m.fast_write and m.start <= addr and addr + 8 <= m.end:
+            o = addr - m.start
+            _U64.pack_into(m.mv, o, value)
+            self._written(m, o, 8)
+            return
+        self._write(addr, value.to_bytes(8, "little"))
 
     def atomic(self, addr: int, op: str, src: int, cmp: int = 0, size: int = 4) -> int:
         """An L2 atomic: returns the old value (unsigned; raw bits for the float ops).
 
         Ops: add sub and or xor swap cmpswap (src replaces when old == cmp) umin umax smin smax
-        (min/max = signed) inc dec (wrap at src, as the ISA's *_INC/*_DEC) fadd fmin fmax.
+        (min/max = signed) inc dec (wrap at src, as the ISA's *_INC/*_DEC) fadd fmin fmax
+        (IEEE minNum/maxNum: a NaN operand loses).
         """
         if size not in (4, 8):
             raise ValueError(f"atomic size must be 4 or 8, not {size}")
         bits = size * 8
-        mask = _mask64(bits)
+        mask = (1 << bits) - 1
         m = self._span_checked(addr, size, True)
         o = addr - m.start
         host_addr = m.array.ctypes.data + o
@@ -525,7 +550,7 @@ class GPUVM:
             if found == old:
                 break
             old = found
-        self._after_write([(m, o, size)])
+        self._written(m, o, size)
         return old
 
     def _span_checked(self, addr: int, size: int, write: bool) -> Mapping:
@@ -547,8 +572,7 @@ class GPUVM:
             if write:
                 raise ValueError(f"GPUVM.view({addr:#x}, {size}): range spans several buffer "
                                  "objects; use GPUVM.write for such a range") from None
-            out = np.frombuffer(self.read(addr, size), dtype=_U8)
-            return out
+            return np.frombuffer(self._read(addr, size), dtype=_U8)
         o = addr - m.start
         v = m.array[o:o + size]
         if not write:
@@ -557,18 +581,18 @@ class GPUVM:
         return v
 
     def check_exec(self, addr: int, size: int) -> None:
-        """Instruction fetch of [addr, addr+size): present and executable, else VMFault."""
+        """Instruction fetch of [addr, addr+size): present and executable, else VMFault at
+        the first byte that is not."""
         m = self.lookup(addr)
         if m is None:
             raise self._fault(addr, False, "not_present", size)
-        if addr + size > m.end:
-            self._pieces(addr, size, False)
-            for mm, _o, _n in self._pieces(addr, size, False):
-                if not mm.executable:
-                    raise self._fault(mm.start, False, "no_execute", size)
+        if addr + size <= m.end:
+            if not m.executable:
+                raise self._fault(addr, False, "no_execute", size)
             return
-        if not m.executable:
-            raise self._fault(addr, False, "no_execute", size)
+        for mm, o, _n in self._pieces(addr, size, False):
+            if not mm.executable:
+                raise self._fault(mm.start + o, False, "no_execute", size)
 
     def gather(self, addrs: np.ndarray, nbytes: int, mask: np.ndarray | None = None
                ) -> np.ndarray:
@@ -588,8 +612,11 @@ class GPUVM:
             return out
         out = np.zeros((n, nbytes), dtype=_U8)
         sel = np.arange(n) if mask is None else np.flatnonzero(mask)
-        for m, rows, off in self._by_mapping(sel, act, nbytes, False):
+        groups, straddling = self._by_mapping(sel, act, nbytes, False)
+        for m, rows, off in groups:
             out[rows] = m.window(nbytes)[off]
+        for row, addr in straddling:
+            out[row] = np.frombuffer(self._read(addr, nbytes), dtype=_U8)
         return out
 
     def scatter(self, addrs: np.ndarray, data: np.ndarray, mask: np.ndarray | None = None
@@ -610,14 +637,19 @@ class GPUVM:
             off = act.view(np.int64) - m.start64
             m.window(nbytes)[off] = dact
             lo = int(off.min())
-            touched = [(m, lo, int(off.max()) - lo + nbytes)]
-        else:
-            touched = []
-            sel = np.arange(addrs.shape[0]) if mask is None else np.flatnonzero(mask)
-            for m, rows, off in self._by_mapping(sel, act, nbytes, True):
-                m.window(nbytes)[off] = data[rows]
-                touched.append((m, int(off.min()), int(off.max()) - int(off.min()) + nbytes))
-        self._after_write(touched)
+            self._written(m, lo, int(off.max()) - lo + nbytes)
+            return
+        sel = np.arange(addrs.shape[0]) if mask is None else np.flatnonzero(mask)
+        groups, straddling = self._by_mapping(sel, act, nbytes, True)
+        if straddling:             # rare: keep lane order exactly, one store per lane
+            for row in sel:
+                self._write(int(addrs[row]), data[row])
+            return
+        for m, rows, off in groups:
+            m.window(nbytes)[off] = data[rows]
+        for m, _rows, off in groups:
+            lo = int(off.min())
+            self._written(m, lo, int(off.max()) - lo + nbytes)
 
     def _one_mapping(self, act: np.ndarray, nbytes: int, write: bool) -> Mapping | None:
         """The common case: every active lane inside one mapping (one min/max check)."""
@@ -633,7 +665,9 @@ class GPUVM:
         return m
 
     def _by_mapping(self, sel: np.ndarray, act: np.ndarray, nbytes: int, write: bool):
-        """Group lanes by mapping; fault at the first (lowest) lane that is not covered."""
+        """Group lanes by mapping. Returns (groups, straddling): groups of (mapping, rows,
+        offsets); (row, addr) of lanes whose access runs on into the next, adjacent mapping.
+        Faults at the first (lowest) lane that is not covered."""
         t = self._table
         idx = np.searchsorted(t.np_starts, act, side="right").astype(np.intp) - 1
         ok = idx >= 0
@@ -642,13 +676,15 @@ class GPUVM:
             ok &= (act + np.uint64(nbytes)) <= t.np_ends[safe]
         else:
             ok[:] = False
-        if not ok.all():
-            bad = int(np.flatnonzero(~ok)[0])
-            raise self._fault(int(act[bad]), write, "not_present", nbytes)
+        straddling = []
+        for lane in np.flatnonzero(~ok):
+            addr = int(act[lane])
+            self._pieces(addr, nbytes, write)       # raises the lane's fault if not covered
+            straddling.append((int(sel[lane]), addr))
         groups = []
-        for k in np.unique(safe):
+        for k in np.unique(safe[ok]):
             m = t.maps[int(k)]
-            lanes = safe == k
+            lanes = ok & (safe == k)
             rows = sel[lanes]
             a = act[lanes]
             if write and not m.writable:
@@ -657,7 +693,7 @@ class GPUVM:
                                                 int(a.max()) - int(a.min()) + nbytes):
                 raise self._fault(int(a[0]), write, "not_present", nbytes)
             groups.append((m, rows, (a - np.uint64(m.start)).astype(np.intp)))
-        return groups
+        return groups, straddling
 
     def __repr__(self) -> str:
         return f"<GPUVM gpu {self.gpu_id:#x}: {len(self._table.maps)} mappings>"
@@ -737,11 +773,18 @@ class MemoryManager:
                                         "MMIO_REMAP) set")
         real = size >> 1 if aql else size                    # row 10: AQL halves the BO
         bo_size = page_align(real)
-        # row 11: accounting (amdgpu_amdkfd_reserve_mem_limit)
-        vram_charge = sys_charge = 0
-        if kind == "vram":
+        if bo_size == 0:
+            # GAP: AQL_QUEUE_MEM of 1 byte asks amdgpu_bo_create for 0 bytes; what that returns
+            # was not read. The simulator refuses the empty BO with EINVAL.
+            raise DriverError(E.EINVAL, f"AQL_QUEUE_MEM BO of {size} byte(s) is empty once halved")
+        # row 11: accounting. amdgpu_amdkfd_reserve_mem_limit tests the flags in its own order,
+        # GTT before VRAM, so a VRAM|GTT BO lives in VRAM but is charged as GTT (system + TTM).
+        vram_charge = sys_charge = ttm_charge = 0
+        if flags & F_GTT:
+            sys_charge = ttm_charge = bo_size
+        elif flags & F_VRAM:
             vram_charge = bo_size
-        elif kind in ("gtt", "userptr"):
+        elif flags & F_USERPTR:
             sys_charge = bo_size
         if kind == "userptr":
             # GAP (facts §7): the errno of init_user_pages for an unmapped host range was not
@@ -752,34 +795,32 @@ class MemoryManager:
             if not host_range_mapped(mmap_offset, bo_size):
                 raise DriverError(E.EFAULT, f"USERPTR range {mmap_offset:#x}+{bo_size:#x} is "
                                             "not mapped in the process")
-        self.machine.reserve_memory(dev, vram_charge, sys_charge)   # ENOMEM (row 11)
+        self.machine.reserve_memory(dev, vram_charge, sys_charge, ttm_charge)  # ENOMEM (row 11)
         try:
-            backing = self._make_backing(pdd, kind, bo_size, aql, mmap_offset)
-        except DriverError:
-            self.machine.unreserve_memory(dev, vram_charge, sys_charge)
-            raise
+            backing = self._make_backing(pdd, kind, bo_size, mmap_offset)
         except OSError as exc:                               # row 12: BO creation failure
-            self.machine.unreserve_memory(dev, vram_charge, sys_charge)
+            self.machine.unreserve_memory(dev, vram_charge, sys_charge, ttm_charge)
             raise DriverError(E.ENOMEM, f"backing pages: {exc}") from None
         idr = self._new_idr(pdd)                             # row 13 cannot fail here
         bo = BufferObject(process=p, device=dev, idr=idr, size=size, bo_size=bo_size, va=va,
                           flags=flags, kind=kind, backing=backing, aql=aql,
                           user_addr=mmap_offset if kind == "userptr" else 0, kernel=kernel)
-        bo.vram_charge, bo.sys_charge = vram_charge, sys_charge
+        bo.vram_charge, bo.sys_charge, bo.ttm_charge = vram_charge, sys_charge, ttm_charge
         if kind == "doorbell":
             bo.on_gpu_write = pdd.doorbell_written
         dev.register_drm_object(bo)          # the BO's DRM mmap offset on the render node
         pdd.bos[idr] = bo
         return bo
 
-    def _make_backing(self, pdd, kind: str, bo_size: int, aql: bool, host: int) -> Backing:
+    @staticmethod
+    def _make_backing(pdd, kind: str, bo_size: int, host: int) -> Backing:
         if kind == "userptr":
             return Backing(bo_size, host_addr=host)
         if kind == "doorbell":
             return pdd.doorbell_backing
         if kind == "mmio":
             return pdd.device.mmio_backing
-        return Backing(bo_size, name=f"{kind}-{pdd.gpu_id:x}", double=aql)
+        return Backing(bo_size, name=f"{kind}-{pdd.gpu_id:x}")
 
     # FREE_MEMORY_OF_GPU ----------------------------------------------------------------------
     def free(self, handle: int) -> None:
@@ -802,8 +843,8 @@ class MemoryManager:
         pdd.bos.pop(bo.idr, None)
         bo.freed = True
         bo.device.unregister_drm_object(bo)
-        self.machine.unreserve_memory(bo.device, bo.vram_charge, bo.sys_charge)
-        bo.vram_charge = bo.sys_charge = 0
+        self.machine.unreserve_memory(bo.device, bo.vram_charge, bo.sys_charge, bo.ttm_charge)
+        bo.vram_charge = bo.sys_charge = bo.ttm_charge = 0
         if bo.kind in ("vram", "gtt", "userptr"):
             bo.backing.close()
 
@@ -833,18 +874,22 @@ class MemoryManager:
             state["n_success"] = i + 1
 
     def map_one(self, bo: BufferObject, peer) -> None:
-        """amdgpu_amdkfd_gpuvm_map_memory_to_gpu for one VM (row 8)."""
-        if peer.gpu_id in bo.mappings:                       # already mapped: silent success
-            return
-        self._check_va(bo)
-        m = Mapping(bo)
-        peer.vm.insert(m)                                    # overlap -> EINVAL
-        bo.mappings[peer.gpu_id] = m
+        """amdgpu_amdkfd_gpuvm_map_memory_to_gpu for one VM (row 8): each attachment not yet
+        mapped is mapped (amdgpu_vm_bo_map); already mapped ones are a silent success, and on
+        a failure the attachments mapped before it stay mapped, as in the kernel's loop."""
+        have = bo.mappings.get(peer.gpu_id, ())
+        for va in bo.attachment_vas:
+            if any(m.start == va for m in have):
+                continue
+            self._check_va(va, bo.bo_size)
+            m = Mapping(bo, va)
+            peer.vm.insert(m)                                # overlap -> EINVAL
+            have = (*have, m)
+            bo.mappings[peer.gpu_id] = have
 
     @staticmethod
-    def _check_va(bo: BufferObject) -> None:
+    def _check_va(va: int, size: int) -> None:
         """amdgpu_vm_verify_parameters: alignment, overflow, VM size."""
-        va, size = bo.va, bo.gpu_span
         if va & (PAGE_SIZE - 1) or size & (PAGE_SIZE - 1) or size == 0:
             raise DriverError(E.EINVAL, f"VA {va:#x} / size {size:#x} not page aligned")
         if va + size <= va or va + size > (1 << 64):
@@ -865,12 +910,18 @@ class MemoryManager:
 
     @staticmethod
     def unmap_one(bo: BufferObject, peer) -> None:
-        m = bo.mappings.get(peer.gpu_id)
-        if m is None:                 # no VM reserved: "BO wasn't actually mapped" -> EINVAL
+        """amdgpu_amdkfd_gpuvm_unmap_memory_from_gpu for one VM: every mapped attachment in
+        turn; one that a user queue still uses stops the loop with EBUSY."""
+        ms = bo.mappings.get(peer.gpu_id)
+        if not ms:                    # no VM reserved: "BO wasn't actually mapped" -> EINVAL
             raise DriverError(E.EINVAL, f"{bo} is not mapped on gpu {peer.gpu_id:#x}")
-        if m.queue_refcount:          # unmap_bo_from_gpuvm: a queue uses it -> EBUSY
-            raise DriverError(E.EBUSY, f"{m} is in use by a user queue")
-        peer.vm.remove(m)
+        left = list(ms)
+        for m in ms:
+            if m.queue_refcount:      # unmap_bo_from_gpuvm: a queue uses it -> EBUSY
+                bo.mappings[peer.gpu_id] = tuple(left)
+                raise DriverError(E.EBUSY, f"{m} is in use by a user queue")
+            peer.vm.remove(m)
+            left.remove(m)
         del bo.mappings[peer.gpu_id]
 
     # teardown ----------------------------------------------------------------------------------
@@ -879,10 +930,11 @@ class MemoryManager:
         for pdd in self.process.pdds:
             for bo in list(pdd.bos.values()):
                 for gid in list(bo.mappings):
-                    m = bo.mappings.pop(gid)
+                    ms = bo.mappings.pop(gid)
                     peer = self.process.pdd_by_id(gid)
                     if peer is not None:
-                        peer.vm.remove(m)
+                        for m in ms:
+                            peer.vm.remove(m)
                 self.release(pdd, bo)
 
 
@@ -915,9 +967,10 @@ def _atomic_result(op: str, old: int, s: int, cmp: int, bits: int, size: int) ->
     if op == "dec":
         return s if (old == 0 or old > s) else old - 1
     if op in ("fadd", "fmin", "fmax"):
-        fmt = _FLOAT_FMT[size]
-        a = struct.unpack(fmt, old.to_bytes(size, "little"))[0]
-        b = struct.unpack(fmt, s.to_bytes(size, "little"))[0]
-        r = a + b if op == "fadd" else (min(a, b) if op == "fmin" else max(a, b))
-        return int.from_bytes(struct.pack(fmt, r), "little")
+        ut, ft = _UINT_DT[size], _FLOAT_DT[size]
+        a = np.array(old, dtype=ut).view(ft)
+        b = np.array(s, dtype=ut).view(ft)
+        with np.errstate(all="ignore"):         # overflow to inf, NaN: as the hardware
+            r = a + b if op == "fadd" else (np.fmin(a, b) if op == "fmin" else np.fmax(a, b))
+        return int(np.asarray(r, dtype=ft).view(ut))
     raise ValueError(f"unknown atomic op {op!r}")

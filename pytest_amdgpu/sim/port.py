@@ -10,7 +10,9 @@ ioctls `usize` bytes are copied back even when the handler failed. `mmap` maps b
 doorbells, the event page and the MMIO page at real addresses of this process.
 
 Nothing here raises out of `ioctl`: an internal error becomes EIO with a logged traceback, an
-ioctl the simulator does not implement is ENOTTY with one log line.
+ioctl the simulator does not implement is ENOTTY with one log line. The one exception that does
+come out is the caller's own: a Python signal handler that raised while WAIT_EVENTS slept (the
+ioctl first ends as the kernel's does on a signal, then the handler's exception is raised).
 """
 
 from __future__ import annotations
@@ -48,11 +50,16 @@ __all__ = ["SimPort", "RENDER_PREFIX"]
 RENDER_PREFIX = "/dev/dri/renderD"
 ENOTSUPP = 524
 KMALLOC_MAX_SIZE = 4 << 20              # kmalloc_array beyond this fails with ENOMEM
+# sizeof(struct kfd_event_waiter) on x86-64: wait_queue_entry_t (40) + event pointer (8) + two
+# bools, padded to 8 (kfd_events.c; DERIVED from the layout).
+EVENT_WAITER_SIZE = 56
 _MAP_ANONYMOUS = int(lib.MAP_ANONYMOUS)
 _MAP_FIXED = int(lib.MAP_FIXED)
 _MAP_PRIVATE = int(lib.MAP_PRIVATE)
 _MAP_NORESERVE = int(lib.MAP_NORESERVE)
 _PROT_RW = int(lib.PROT_READ | lib.PROT_WRITE)
+_PROT_NONE = int(lib.PROT_NONE)
+_MAP_TYPE = 0x3                          # MAP_SHARED | MAP_PRIVATE bits (MAP_TYPE, mman.h)
 _CLOCK_MONOTONIC_RAW = getattr(time, "CLOCK_MONOTONIC_RAW", time.CLOCK_MONOTONIC)
 _CLOCK_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
@@ -89,6 +96,12 @@ class _ForeignFile(_File):
     kind = "foreign"
 
 
+class _PendingSignal(threading.local):
+    """Per calling thread: the exception of a signal handler that interrupted its ioctl."""
+
+    exc: BaseException | None = None
+
+
 class SimPort(Port):
     """The simulated driver behind the Port interface. See the module docstring."""
 
@@ -105,6 +118,7 @@ class SimPort(Port):
         self._doorbells: dict[int, tuple[int, object]] = {}  # addr -> (length, pdd)
         self._last_doorbell: tuple[int, int, object] | None = None   # (addr, length, pdd)
         self._unimplemented_logged: set[int] = set()
+        self._signal = _PendingSignal()
         self.closed = False
         super().__init__(record=record, trace_len=trace_len)
 
@@ -152,13 +166,23 @@ class SimPort(Port):
             f = self._files.get(fd)
             if f is None:
                 return E.EBADF
-            if isinstance(f, _KFDFile):
-                return self._kfd_ioctl(f.process, request, arg)
-            self._log_unimplemented(request, f"ioctl {request:#x} on {f.path}")
-            return E.ENOTTY
+            if not isinstance(f, _KFDFile):
+                self._log_unimplemented(request, f"ioctl {request:#x} on {f.path}")
+                return E.ENOTTY
+            err = self._kfd_ioctl(f.process, request, arg)
         except Exception:
             log.exception("simulated driver: internal error in ioctl %#x", request)
             return E.EIO
+        pending = self._signal.exc
+        if pending is not None:     # a signal handler ran during the call: its exception now
+            self._signal.exc = None
+            raise pending
+        return err
+
+    def raise_after_ioctl(self, exc: BaseException) -> None:
+        """Raise `exc` (from a Python signal handler that interrupted a sleeping ioctl) once the
+        ioctl has returned and its struct is copied out, as the handler runs after EINTR."""
+        self._signal.exc = exc
 
     def _log_unimplemented(self, request: int, what: str) -> None:
         level = logging.DEBUG if request in self._unimplemented_logged else logging.WARNING
@@ -168,8 +192,8 @@ class SimPort(Port):
     def _kfd_ioctl(self, process: KFDProcess, request: int, arg: int) -> int:
         nr = ioc_nr(request)
         usize = ioc_size(request)
-        if nr in _DEPRECATED:                   # DBG_*_DEPRECATED: kfd_ioctl_dbg_* -> EPERM
-            return E.EPERM
+        if nr in _DEPRECATED:                   # DBG_*_DEPRECATED (IOW): copy-in, then EPERM
+            return E.EFAULT if read_user(arg, usize) is None else E.EPERM
         entry = _TABLE.get(nr)
         if entry is not None and entry[0].min_version > self.machine.kfd_version:
             log.debug("simulated KFD %d.%d has no %s: ENOTTY", *self.machine.kfd_version,
@@ -215,11 +239,15 @@ class SimPort(Port):
             if isinstance(f, _KFDFile):
                 backing_fd, pdd = self._kfd_mmap(f.process, offset, length)
             else:
-                backing_fd, pdd = self._drm_mmap(f, offset, length)
+                backing_fd, pdd = self._drm_mmap(f, offset, length, prot, flags)
         except DriverError as exc:
             raise OSError(exc.errno, f"mmap offset {offset:#x}: {exc.why}") from None
+        except Exception:
+            log.exception("simulated driver: internal error in mmap of offset %#x", offset)
+            raise OSError(E.EIO, f"mmap offset {offset:#x}: internal error of the simulated "
+                                 "driver (traceback logged)") from None
         if backing_fd is None:                  # RESERVED_MEM: anonymous kernel pages
-            anon = (flags & ~0x3) | _MAP_PRIVATE | _MAP_ANONYMOUS
+            anon = (flags & ~_MAP_TYPE) | _MAP_PRIVATE | _MAP_ANONYMOUS
             res = _syscall.mmap(addr, length, prot, anon, -1, 0)
         else:
             res = _syscall.mmap(addr, length, prot, flags, backing_fd, 0)
@@ -276,8 +304,8 @@ class SimPort(Port):
             raise DriverError(E.EINVAL, f"MMIO mmap length {length:#x} != PAGE_SIZE")
         return dev.mmio_backing.fd, None
 
-    def _drm_mmap(self, f: _RenderFile, offset: int, length: int):
-        """drm_gem_mmap + amdgpu_gem_object_mmap on the render node."""
+    def _drm_mmap(self, f: _RenderFile, offset: int, length: int, prot: int, flags: int):
+        """drm_gem_mmap + amdgpu_gem_object_mmap + ttm_bo_mmap_obj on the render node."""
         bo = f.device.drm_object(offset)
         if bo is None or length > max(bo.bo_size, PAGE_SIZE) or bo.freed:
             raise DriverError(E.EINVAL, "no buffer object at this offset of the render node")
@@ -286,6 +314,11 @@ class SimPort(Port):
             raise DriverError(E.EACCES, "the buffer object is not visible through this file")
         if bo.kind == "userptr":                                 # ttm_tt_get_usermm -> EPERM
             raise DriverError(E.EPERM, "userptr buffer objects cannot be mmapped")
+        # ttm_bo_mmap_obj refuses copy-on-write mappings; amdgpu lets a PROT_NONE MAP_PRIVATE
+        # one through (the Thunk debugger workaround in amdgpu_gem_object_mmap).
+        if flags & _MAP_TYPE == _MAP_PRIVATE and prot != _PROT_NONE:
+            raise DriverError(E.EINVAL, "buffer objects must be mapped MAP_SHARED "
+                                        "(a MAP_PRIVATE copy would not alias GPU memory)")
         return bo.backing.fd, (pdd if bo.kind == "doorbell" else None)
 
     def _munmap(self, addr: int, length: int) -> None:
@@ -321,7 +354,12 @@ class SimPort(Port):
             self._last_doorbell = hit
         _syscall.store64(addr, value)
         a, _n, pdd = hit
-        pdd.doorbell_written((addr - a) % pdd.device.doorbell_slice_size, 8, value)
+        try:
+            pdd.doorbell_written((addr - a) % pdd.device.doorbell_slice_size, 8, value)
+        except Exception:
+            log.exception("simulated GPU: internal error on the doorbell store at %#x", addr)
+            raise OSError(E.EIO, f"doorbell at {addr:#x}: internal error of the simulated GPU "
+                                 "(traceback logged)") from None
 
     # -- the simulated process ends -------------------------------------------------------------------
     def close_port(self) -> None:
@@ -568,7 +606,7 @@ def _wait_events(port, p, a, kbuf, usize):
     """kfd_wait_on_events: blocks in the caller's thread without holding the process lock."""
     base = int(a.events_ptr)
     n = int(a.num_events)
-    if n * 48 > KMALLOC_MAX_SIZE * 8:                   # kcalloc of the waiters fails
+    if n * EVENT_WAITER_SIZE > KMALLOC_MAX_SIZE:        # kcalloc of the waiters fails
         a.wait_result = int(lib.KFD_IOC_WAIT_RESULT_FAIL)
         return E.ENOMEM
 
@@ -578,10 +616,12 @@ def _wait_events(port, p, a, kbuf, usize):
     def write_data(i, off, data):
         return write_user(base + i * EVENT_DATA_SIZE + off, data)
 
-    err, result = p.events.wait(read_entry, write_data, n, a.wait_for_all != 0,
-                                int(a.timeout))
-    a.wait_result = result
-    return err
+    out = p.events.wait(read_entry, write_data, n, a.wait_for_all != 0, int(a.timeout))
+    a.wait_result = out.result
+    a.timeout = out.timeout_ms
+    if out.signal is not None:
+        port.raise_after_ioctl(out.signal)
+    return out.errno
 
 
 def _set_scratch_backing_va(port, p, a, kbuf, usize):
@@ -663,30 +703,28 @@ def _device_ids(a) -> list[int] | int:
     return list(struct.unpack(f"<{n}I", raw))
 
 
-def _map_memory(port, p, a, kbuf, usize):
+def _map_loop(a, per_device) -> int:
+    """MAP/UNMAP: rows 1-3, then the per-device loop; n_success is written back even when the
+    loop fails part-way (the struct is IOWR, 2.0)."""
     ids = _device_ids(a)
     if isinstance(ids, int):
         return ids
     state = {"n_success": int(a.n_success)}
     try:
-        with p.lock:
-            p.memory.map(int(a.handle), ids, state)
+        per_device(int(a.handle), ids, state)
     finally:
         a.n_success = state["n_success"]
     return 0
+
+
+def _map_memory(port, p, a, kbuf, usize):
+    with p.lock:
+        return _map_loop(a, p.memory.map)
 
 
 def _unmap_memory(port, p, a, kbuf, usize):
-    ids = _device_ids(a)
-    if isinstance(ids, int):
-        return ids
-    state = {"n_success": int(a.n_success)}
-    try:
-        with p.lock:
-            p.memory.unmap(int(a.handle), ids, state)
-    finally:
-        a.n_success = state["n_success"]
-    return 0
+    with p.lock:
+        return _map_loop(a, p.memory.unmap)
 
 
 def _set_cu_mask(port, p, a, kbuf, usize):
@@ -706,9 +744,9 @@ def _set_cu_mask(port, p, a, kbuf, usize):
 
 
 def _get_queue_wave_state(port, p, a, kbuf, usize):
-    q, ctl_used, save_used = p.get_wave_state(int(a.queue_id))
-    if not write_user(int(a.ctl_stack_address), bytes(q.ctl_stack_size)):
-        return E.EFAULT
+    """The used sizes only: on GFX8-11 the MQD manager copies nothing to ctl_stack_address
+    (the control stack is inside the context-save area, already visible to user mode)."""
+    ctl_used, save_used = p.get_wave_state(int(a.queue_id))
     a.ctl_stack_used_size = ctl_used
     a.save_area_used_size = save_used
     return 0

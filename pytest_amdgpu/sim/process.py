@@ -87,12 +87,23 @@ SVM_FLAG_GPU_ALWAYS_MAPPED = int(lib.KFD_IOCTL_SVM_FLAG_GPU_ALWAYS_MAPPED)
 SVM_OP_SET_ATTR = int(lib.KFD_IOCTL_SVM_OP_SET_ATTR)
 SVM_OP_GET_ATTR = int(lib.KFD_IOCTL_SVM_OP_GET_ATTR)
 
-# Valid bits of the event ID each interrupt source carries, per KFD interrupt handler (chosen
-# by GC major version): kfd_int_process_v9.c / v10 / v11 (facts §4 I3).
-INTERRUPT_ID_BITS = {
-    9: {"cp_eop": 32, "sdma_trap": 28, "sq_msg": 24},
-    10: {"cp_eop": 32, "sdma_trap": 28, "sq_msg": 23},
-    11: {"cp_eop": 32, "sdma_trap": 28, "sq_msg": 24},
+
+@dataclass(frozen=True)
+class InterruptClass:
+    """One KFD interrupt handler (kfd_int_process_v9.c / v10 / v11, chosen by the GC major
+    version as kfd_interrupt_init does): how many event-ID bits each source carries (facts §4
+    I3), and from which GC version the ISR drops a CP END_OF_PIPE whose context_id0 is 0
+    (v9 `context_id_expected`; I2). Versions read: v9 (gfx90a, gfx942), v10, v11 (gfx1100).
+    Not modelled: v12.1, whose CP EOP trusts the id without looking at the slot (I5)."""
+
+    id_bits: dict[str, int]
+    drops_zero_eop_from: tuple[int, int, int] | None
+
+
+INTERRUPT_CLASSES = {
+    9: InterruptClass({"cp_eop": 32, "sdma_trap": 28, "sq_msg": 24}, (9, 4, 1)),
+    10: InterruptClass({"cp_eop": 32, "sdma_trap": 28, "sq_msg": 23}, None),
+    11: InterruptClass({"cp_eop": 32, "sdma_trap": 28, "sq_msg": 24}, None),
 }
 
 
@@ -325,6 +336,8 @@ class KFDProcess:
                 raise
             q.buffers = refs
             self.queues[q.queue_id] = q
+            if pdd.evicted:                 # create_queue_cpsch: is_evicted = qpd->evicted
+                q.evicted = True
             pdd.doorbell_queues[q.doorbell_index] = q
             pdd.queue_count += 1
         dev.engine.add_queue(q)
@@ -396,7 +409,6 @@ class KFDProcess:
         if qid is None:                                                  # row 16
             raise DriverError(E.ENOMEM, "all 1024 queue ids of the process are in use")
         q = SimQueue(self, pdd, qid, props)
-        q.evicted = pdd.evicted                       # DQM create_queue_cpsch: qpd->evicted
         kind = {Q_SDMA: "sdma", Q_SDMA_XGMI: "xgmi", Q_SDMA_BY_ENG_ID: "eng"}.get(
             props.queue_type)
         if kind is not None:                                             # row 19
@@ -490,16 +502,17 @@ class KFDProcess:
             q.cu_mask = list(words)
         q.device.engine.queue_changed(q)
 
-    def get_wave_state(self, queue_id: int) -> tuple[SimQueue, int, int]:
+    def get_wave_state(self, queue_id: int) -> tuple[int, int]:
         """pqm_get_wave_state: unknown -> EFAULT; compute queue, inactive, else EINVAL.
-        No wave was ever saved by the simulator: both used sizes are 0."""
+        Returns (ctl_stack_used_size, save_area_used_size): the simulator never saves waves,
+        so both are 0, as the MQD of a queue that was never preempted with waves reports."""
         with self.lock:
             q = self.queues.get(queue_id)
             if q is None:
                 raise DriverError(E.EFAULT, f"unknown queue id {queue_id}")
             if q.kind == "sdma" or q.active:
                 raise DriverError(E.EINVAL, "wave state needs an inactive compute queue")
-            return q, 0, 0
+            return 0, 0
 
     def alloc_queue_gws(self, queue_id: int, num_gws: int) -> None:
         """kfd_ioctl_alloc_queue_gws + pqm_set_gws."""
@@ -678,19 +691,28 @@ class KFDProcess:
         TRAP or SQ s_sendmsg, carrying `ctx_id` (I2-I4)."""
         if not self.alive:
             return
-        bits_table = INTERRUPT_ID_BITS.get(device.target.gc_version[0], INTERRUPT_ID_BITS[9])
-        bits = bits_table.get(source)
+        gc = device.target.gc_version
+        ih = INTERRUPT_CLASSES.get(gc[0])
+        if ih is None:
+            raise ValueError(f"no KFD interrupt handler modelled for GC {gc} "
+                             f"(known: v{', v'.join(map(str, INTERRUPT_CLASSES))})")
+        bits = ih.id_bits.get(source)
         if bits is None:
             raise ValueError(f"unknown interrupt source {source!r} "
-                             f"(expected one of {', '.join(bits_table)})")
-        # I2: the gfx9 ISR drops a CP END_OF_PIPE whose context_id0 is 0 on GC >= 9.4.1.
-        if (source == "cp_eop" and ctx_id == 0 and device.target.family == "gfx9"
-                and device.target.gc_version >= (9, 4, 1)):
-            return
+                             f"(expected one of {', '.join(ih.id_bits)})")
+        if (source == "cp_eop" and ctx_id == 0 and ih.drops_zero_eop_from is not None
+                and gc >= ih.drops_zero_eop_from):
+            return                                    # I2: dropped in the ISR
         self.events.signal_interrupt(ctx_id & ((1 << bits) - 1), bits)
 
     def vm_fault(self, device, fault: VMFault) -> None:
-        """I6: evict the process's queues on `device`, set every MEMORY event with the data."""
+        """I6: evict the process's queues on `device` for good (kfd_dqm_evict_pasid; queues
+        created later on it start evicted too), set every MEMORY event with the data.
+
+        Called from an engine thread, so it takes no process lock (DESTROY_QUEUE holds it
+        while waiting for that engine); create_queue re-reads pdd.evicted after publishing
+        the queue (and only ever sets the flag), so a queue created concurrently is evicted by
+        one side or the other."""
         if not self.alive:
             return
         self.faults.append(fault)
@@ -702,7 +724,9 @@ class KFDProcess:
         not_present = fault.reason == "not_present"
         read_only = fault.reason == "read_only"
         # kfd_int_process_v9/v11: NotPresent = prot_valid, ReadOnly = prot_write, NoExecute =
-        # prot_exec (never set by the handler), imprecise 0, ErrorType 0; va = fault page.
+        # prot_exec (never set by these handlers, so an execute fault has no reason bit;
+        # VERSION: a 2026 patch reads prot_exec in the v10 handler only), imprecise 0,
+        # ErrorType 0; va = the fault page.
         data = struct.pack("<4IQII", int(not_present), int(read_only), 0, 0,
                            fault.address & ~(PAGE_SIZE - 1), device.gpu_id, 0)
         self.events.signal_type(EV_MEMORY, memory_data=data)
@@ -765,8 +789,10 @@ class KFDProcess:
                 vm_maps = {id(m) for m in pdd.vm.mappings()}
                 bo_maps = set()
                 for bo in self.memory.all_bos():
-                    m = bo.mappings.get(pdd.gpu_id)
-                    if m is not None:
+                    ms = bo.mappings.get(pdd.gpu_id, ())
+                    assert pdd.gpu_id not in bo.mappings or ms, f"{bo}: empty attachment list"
+                    assert {m.start for m in ms} <= set(bo.attachment_vas), f"{bo} mapped at {ms}"
+                    for m in ms:
                         bo_maps.add(id(m))
                         assert m.bo is bo and not bo.freed, f"{m} points at a freed BO"
                 assert vm_maps == bo_maps, f"VM of {pdd} and BO mappings disagree"

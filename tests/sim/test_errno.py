@@ -355,6 +355,20 @@ def alloc_row11_vram_exhausted(env):
     return _alloc(env, size=48 << 20)
 
 
+# amdgpu_amdkfd_gpuvm_init_mem_limits: system limit = RAM - RAM/64 - 1.5 GiB (half of RAM - RAM/64
+# below 3 GiB); TTM limit = RAM/2 (ttm_global_init). 64 MiB of RAM: 31.5 MiB; 8 GiB: TTM 4 GiB.
+@case(E.ENOMEM, system_memory=64 << 20)
+def alloc_row11_vram_gtt_is_charged_as_gtt(env):      # reserve_mem_limit tests GTT first
+    env.acquire()
+    return _alloc(env, size=32 << 20, flags=VRAM | GTT | WRITABLE)
+
+
+@case(E.ENOMEM, system_memory=8 << 30)
+def alloc_row11_gtt_over_the_ttm_limit(env):           # under the 6.4 GiB system limit
+    env.acquire()
+    return _alloc(env, size=(4 << 30) + PAGE, flags=GTT | WRITABLE)
+
+
 # -- FREE (§2.4) ---------------------------------------------------------------------------------
 
 @case(E.EBUSY)
@@ -610,6 +624,19 @@ def ioctl_deprecated_dbg_register(env):
 
 
 @case(E.EFAULT)
+def ioctl_deprecated_dbg_register_bad_pointer(env):     # copy-in happens before the handler
+    req = (1 << 30) | (8 << 16) | (ord("K") << 8) | 0x0D
+    return lambda: _raw_request(env, req, addr=64)
+
+
+@case(E.EINVAL)
+def mmap_bo_private(env):          # ttm_bo_mmap_obj: no copy-on-write mapping of a BO
+    b = env.alloc(PAGE, GTT | WRITABLE)
+    return lambda: env.port.mmap(0, PAGE, int(lib.PROT_READ | lib.PROT_WRITE),
+                                 int(lib.MAP_PRIVATE), env.render[b.gpu_id], b.mmap_offset)
+
+
+@case(E.EFAULT)
 def ioctl_bad_argument_pointer(env):
     return lambda: _raw_request(env, IOCTLS["ALLOC_MEMORY_OF_GPU"].request, addr=64)
 
@@ -762,6 +789,35 @@ def test_internal_error_becomes_eio(monkeypatch, caplog):
         env.port.close_port()
 
 
+def test_internal_errors_of_mmap_and_doorbell_are_eio(monkeypatch, caplog):
+    """mmap and the doorbell store raise OSError as their LinuxPort counterparts do; a bug of
+    the simulator behind them is EIO with the traceback logged, not an arbitrary exception."""
+    from pytest_amdgpu.sim import port as simport
+    from pytest_amdgpu.sim import process as simprocess
+
+    env = make_env()
+    try:
+        info, _ = env.create_queue(Q_AQL)
+        base = env.kfd.mmap(offset=info.doorbell_offset & ~0x1FFF, length=8192)
+
+        def boom(*a, **kw):
+            raise RuntimeError("simulated driver bug")
+
+        monkeypatch.setattr(simport.SimPort, "_kfd_mmap", boom)
+        monkeypatch.setattr(simprocess.ProcessDevice, "doorbell_written", boom)
+        with caplog.at_level("ERROR", logger="pytest_amdgpu.sim"):
+            with pytest.raises(OSError) as ei:
+                env.kfd.mmap(offset=info.doorbell_offset & ~0x1FFF, length=8192)
+            assert ei.value.errno == E.EIO
+            with pytest.raises(OSError) as ei:
+                env.port.doorbell(base + (info.doorbell_offset & 0x1FFF), 1)
+            assert ei.value.errno == E.EIO
+        assert sum("simulated driver bug" in (r.exc_text or "") or bool(r.exc_info)
+                   for r in caplog.records) == 2
+    finally:
+        env.port.close_port()
+
+
 def test_smaller_and_larger_request_sizes():
     """usize from the request: the 88-byte CREATE_QUEUE (sdma_engine_id zero-filled) and a
     request larger than the kernel struct (only usize bytes copied)."""
@@ -793,6 +849,38 @@ def test_iow_struct_is_not_copied_back():
         assert env.port.ioctl(env.kfd.fd, IOCTLS["SET_EVENT"].request, address_of(s)) \
             == E.EINVAL
         assert (s.event_id, s.pad) == (77, 0x5A)
+    finally:
+        env.port.close_port()
+
+
+def test_private_prot_none_mapping_of_a_bo_is_allowed():
+    """amdgpu_gem_object_mmap lets a PROT_NONE MAP_PRIVATE mapping through (the Thunk's
+    debugger mappings); any other private mapping of a BO is EINVAL (mmap_bo_private)."""
+    env = make_env()
+    try:
+        b = env.alloc(PAGE, GTT | WRITABLE)
+        addr = env.port.mmap(0, PAGE, int(lib.PROT_NONE), int(lib.MAP_PRIVATE),
+                             env.render[b.gpu_id], b.mmap_offset)
+        env.port.munmap(addr, PAGE)
+    finally:
+        env.port.close_port()
+
+
+def test_wave_state_copies_nothing_to_the_control_stack_pointer():
+    """GFX8-11 MQD managers report the used sizes and copy nothing to ctl_stack_address (the
+    control stack lives in the context-save area): the caller's buffer stays as it was, and
+    even an unmapped pointer is accepted."""
+    env = make_env()
+    try:
+        info, _ = env.create_queue(Q_AQL)
+        env.kfd.update_queue(queue_id=info.queue_id, ring_base=0, ring_size=4096,
+                             percentage=100, priority=7)             # inactive queue
+        buf = ffi.new("char[64]", b"\x5a" * 64)
+        for ptr in (address_of(buf), 16):
+            err, s = env.raw("GET_QUEUE_WAVE_STATE", queue_id=info.queue_id,
+                             ctl_stack_address=ptr)
+            assert (err, s.ctl_stack_used_size, s.save_area_used_size) == (0, 0, 0)
+        assert bytes(ffi.buffer(buf)) == b"\x5a" * 64
     finally:
         env.port.close_port()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as E
+import signal
 import threading
 import time
 
@@ -232,3 +233,70 @@ def test_hw_exception_event(env):
     r = env.kfd.wait_events(event_ids=[hw.event_id], timeout_ms=0)
     assert r.complete and r.data[0].hw_exception.gpu_id == dev.gpu_id
     assert q.hw_exception == "bad packet"
+
+
+class _Interrupt(BaseException):
+    """What the test's SIGALRM handler raises (a BaseException, like KeyboardInterrupt)."""
+
+
+def test_a_signal_during_the_wait_gives_back_consumed_auto_reset_events(env):
+    """W6: a wait ended by a signal (ERESTARTSYS; EINTR to a handler without SA_RESTART) sets
+    again every auto-reset event it had consumed, copies out wait_result FAIL and the remaining
+    timeout, and the handler's exception reaches the caller after the ioctl."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    auto = env.kfd.create_event(event_type=SIGNAL, auto_reset=True)
+    never = env.kfd.create_event(event_type=SIGNAL, auto_reset=True)
+    env.kfd.set_event(event_id=auto.event_id)
+    sleeping_in = threading.Condition.wait.__code__
+
+    def handler(signum, frame):
+        if frame is not None and frame.f_code is sleeping_in:
+            raise _Interrupt                       # the ioctl sleeps: interrupt it
+        signal.setitimer(signal.ITIMER_REAL, 0.005)  # not asleep yet: try again shortly
+
+    old = signal.signal(signal.SIGALRM, handler)
+    arr = ffi.new("struct kfd_event_data[]", 2)
+    arr[0].event_id, arr[1].event_id = auto.event_id, never.event_id
+    s = ffi.new("struct kfd_ioctl_wait_events_args *")
+    s.events_ptr, s.num_events, s.wait_for_all, s.timeout = address_of(arr), 2, 1, 600_000
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        with pytest.raises(_Interrupt):
+            env.port.ioctl(env.kfd.fd, int(lib.AMDKFD_IOC_WAIT_EVENTS), address_of(s))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert s.wait_result == int(lib.KFD_IOC_WAIT_RESULT_FAIL)
+    assert 0 < s.timeout < 600_000                     # rewritten to what was left
+    assert _waiters(env, never.event_id) == 0           # the waiters are gone
+    # `auto` was consumed when the wait registered on it; the interruption gave it back
+    assert env.kfd.wait_events(event_ids=[auto.event_id], timeout_ms=0).complete
+    assert not env.kfd.wait_events(event_ids=[auto.event_id], timeout_ms=0).complete
+
+
+def test_a_timed_out_wait_keeps_what_it_consumed(env):
+    """W6 (DERIVED): on TIMEOUT, a wait_all that consumed one auto-reset event keeps it
+    consumed (free_waiters undoes only on ERESTARTSYS)."""
+    auto = env.kfd.create_event(event_type=SIGNAL, auto_reset=True)
+    never = env.kfd.create_event(event_type=SIGNAL, auto_reset=True)
+    env.kfd.set_event(event_id=auto.event_id)
+    r = env.kfd.wait_events(event_ids=[auto.event_id, never.event_id], wait_for_all=True,
+                            timeout_ms=1)
+    assert r.status == "timeout"
+    assert not env.kfd.wait_events(event_ids=[auto.event_id], timeout_ms=0).complete
+
+
+@pytest.mark.parametrize("source,high", [("sdma_trap", 0xF000_0000), ("sq_msg", 0xFF00_0000)])
+def test_interrupt_id_bits_above_the_source_width_are_ignored(env, source, high):
+    """I3: SDMA TRAP carries 28 bits of context id, SQ s_sendmsg 24 (v9/v11): the bits above
+    are not part of the id, so the fast path still finds the one event whose slot is written
+    and leaves another signaled slot alone (no scan)."""
+    a = env.kfd.create_event(event_type=SIGNAL, auto_reset=False)
+    b = env.kfd.create_event(event_type=SIGNAL, auto_reset=False)
+    slots = _slots(env)
+    slots[a.event_id] = slots[b.event_id] = 1
+    env.process.signal_interrupt(env.process.pdds[0].device, source, high | b.event_id)
+    assert env.kfd.wait_events(event_ids=[b.event_id], timeout_ms=0).complete
+    assert not env.kfd.wait_events(event_ids=[a.event_id], timeout_ms=0).complete
+    assert slots[a.event_id] == 1 and slots[b.event_id] == UNSIGNALED

@@ -19,6 +19,7 @@ from pytest_amdgpu.kfd.abi import lib
 from pytest_amdgpu.sim.port import SimPort
 
 from .helpers import (
+    AQL_MEM,
     DOORBELL,
     GTT,
     MMIO,
@@ -174,9 +175,53 @@ def test_gtt_and_aql_double_mapping(kfd_env):
     vm = env.process.pdd_by_id(g.gpu_id).vm
     ctypes.memmove(g.cpu, b"gtt", 3)
     assert vm.read(g.va, 3) == b"gtt"
-    a = env.alloc(4 * PAGE, GTT | WRITABLE | int(lib.KFD_IOC_ALLOC_MEM_FLAGS_AQL_QUEUE_MEM))
+    a = env.alloc(4 * PAGE, GTT | WRITABLE | AQL_MEM)
     vm.write(a.va + 10, b"x")                   # the BO is half the size, mapped twice
     assert vm.read(a.va + 2 * PAGE + 10, 1) == b"x"
+    vm.write(a.va + 2 * PAGE - 2, b"wrap")      # a store across the seam lands at 0 again
+    assert vm.read(a.va, 2) == b"ap" and vm.read(a.va + 2 * PAGE, 2) == b"ap"
+
+
+def test_aql_double_mapped_memory_is_two_attachments(kfd_env):
+    """kfd_mem_attach maps an AQL_QUEUE_MEM BO as two attachments of the halved BO: a queue
+    ring must start a mapping of exactly ring_size (kfd_queue_buffer_get), so a 2 x 4 KiB
+    double-mapped ring is a 4 KiB ring on gfx9+ (only gfx7/8 count it twice)."""
+    env = kfd_env
+    kw = dict(env.queue_buffers(Q_AQL)["kwargs"])
+    ring = env.alloc(2 * PAGE, GTT | WRITABLE | AQL_MEM)
+    info = env.kfd.create_queue(**dict(kw, ring_base=ring.va, ring_size=4096))
+    assert env.process.queues[info.queue_id].ring_base == ring.va
+    with pytest.raises(KFDInvalidArgument):
+        env.kfd.create_queue(**dict(kw, ring_base=ring.va, ring_size=8192))
+    with pytest.raises(KFDBusy):                # the first attachment holds the queue's ring
+        env.kfd.unmap_memory(handle=ring.handle, gpu_ids=[ring.gpu_id])
+
+
+def test_userptr_aql_memory_aliases_the_first_half(kfd_env):
+    env = kfd_env
+    host = env.port.mmap(0, 2 * PAGE, PROT_RW, int(lib.MAP_PRIVATE | lib.MAP_ANONYMOUS), -1, 0)
+    va = env.reserve_va(2 * PAGE)
+    b = env.alloc(2 * PAGE, USERPTR | WRITABLE | AQL_MEM, va=va, mmap_offset=host)
+    vm = env.process.pdd_by_id(b.gpu_id).vm
+    ctypes.memmove(host, b"first", 5)
+    assert vm.read(va + PAGE, 5) == b"first"    # the second attachment is the same page
+    vm.write_u32(va + PAGE + 8, 0x11223344)
+    assert ctypes.c_uint32.from_address(host + 8).value == 0x11223344
+
+
+def test_vram_accounting_follows_the_kernel_order_of_flags(kfd_env):
+    """amdgpu_amdkfd_reserve_mem_limit tests GTT before VRAM: a VRAM|GTT BO is placed in VRAM
+    but charged to system memory, so AVAILABLE_MEMORY does not move; a VRAM BO costs its size
+    rounded up to 2 MiB (vram_used_aligned), AQL_QUEUE_MEM half of it."""
+    env = kfd_env
+    gid = env.acquire()
+    before = env.kfd.available_memory(gpu_id=gid)
+    env.alloc(PAGE, VRAM | GTT | WRITABLE)
+    assert env.kfd.available_memory(gpu_id=gid) == before
+    env.alloc(PAGE, VRAM | WRITABLE)
+    assert env.kfd.available_memory(gpu_id=gid) == before - (2 << 20)
+    env.alloc((4 << 20) + 2 * PAGE, VRAM | WRITABLE | AQL_MEM)   # 2 MiB + 1 page of VRAM
+    assert env.kfd.available_memory(gpu_id=gid) == before - (2 << 20) - (4 << 20)
 
 
 def test_userptr_aliases_host_memory(kfd_env):

@@ -6,6 +6,8 @@ rocminfo conversions for gfx90a); the key order is the kernel's node_show (§6.1
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_amdgpu.kfd import read_topology
@@ -190,6 +192,9 @@ def test_vram_size_option_and_available_memory():
         kfd = KFD(p)
         gid = read_topology(p).gpus[0].gpu_id
         avail = kfd.available_memory(gpu_id=gid)
-        assert 0 < avail <= 64 << 20 and avail % (2 << 20) == 0
+        # amdgpu_amdkfd_get_available_memory: VRAM - reserved_for_pt, aligned down to 2 MiB;
+        # reserved_for_pt = max(host RAM >> 14, AMDGPU_VM_RESERVED_VRAM = 8 MiB)
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        assert avail == ((64 << 20) - max(ram >> 14, 8 << 20)) // (2 << 20) * (2 << 20)
     finally:
         p.close_port()

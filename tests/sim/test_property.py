@@ -1,14 +1,20 @@
 """Property test: random sequences of driver calls with valid and invalid arguments.
 
 Every call goes through the typed KFD wrappers; the only acceptable failure is a typed
-KFDError. After every step the simulated driver's invariants hold: VRAM accounting equals the
-live VRAM BOs, the VM mappings and the BO attachments agree, no overlap, queue/doorbell/
-refcount bookkeeping is consistent, and the driver's tables match a model of what succeeded.
+KFDError other than EIO (the simulator's "internal error"). After every step (hypothesis runs
+each @invariant after every rule) the driver's own bookkeeping is consistent
+(`check_invariants`: VM mappings and BO attachments agree, no overlap, queue/doorbell/refcount
+tables) and its observable state matches a model of what succeeded, computed here from the
+kernel's rules: VRAM charged as amdgpu_amdkfd_reserve_mem_limit charges it (GTT before VRAM,
+AQL_QUEUE_MEM halved, page aligned), AVAILABLE_MEMORY as amdgpu_amdkfd_get_available_memory
+computes it, signal events signaled/consumed as kfd_events.c does, and queues evicted for
+good on a GPU that reported a VM fault (kfd_dqm_evict_pasid, create_queue_cpsch).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -25,6 +31,7 @@ from hypothesis.stateful import (  # noqa: E402
 )
 
 from pytest_amdgpu.kfd import KFDError  # noqa: E402
+from pytest_amdgpu.sim.memory import VMFault  # noqa: E402
 
 from .helpers import (  # noqa: E402
     AQL_MEM,
@@ -44,6 +51,10 @@ from .helpers import (  # noqa: E402
 )
 
 VRAM_SIZE = 96 << 20
+MIB2 = 2 << 20                  # VRAM_AVAILABLITY_ALIGN (amdgpu_amdkfd_gpuvm.c)
+# reserved_for_pt = ESTIMATE_PT_SIZE(RAM) = max(RAM >> 14, AMDGPU_VM_RESERVED_VRAM = 8 MiB)
+RESERVED_FOR_PT = max((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) >> 14, 8 << 20)
+SIGNAL, MEMORY = 0, 8
 SIZES = st.sampled_from([0, 1, PAGE, 3 * PAGE, 1 << 20, 40 << 20, 8192])
 FLAGS = st.sampled_from([
     VRAM | WRITABLE, VRAM, GTT | WRITABLE | EXECUTABLE, VRAM | GTT | WRITABLE,
@@ -62,14 +73,23 @@ class DriverMachine(RuleBasedStateMachine):
     def setup(self):
         self.env = make_env("gfx942,gfx1100", vram_size=VRAM_SIZE)
         self.gids = [self.env.acquire(0), self.env.acquire(1)]
-        self.bos: dict[int, tuple] = {}        # handle -> (buf, mapped gpu ids)
-        self.queues: set[int] = set()
-        self.events: set[int] = set()
+        self.bos: dict[int, tuple] = {}        # handle -> (allocation, mapped gpu ids)
+        self.queues: dict[int, int] = {}       # queue id -> gpu index
+        self.events: dict[int, list] = {}      # event id -> [type, auto_reset, signaled]
+        self.faulted: set[int] = set()         # gpu indexes that reported a VM fault
         self.qkw = {}
+        self.base_vram: dict[int, list[int]] = {0: [], 1: []}   # the queue buffers' VRAM BOs
         for gi in (0, 1):
             for kind in (Q_PM4, Q_AQL, Q_SDMA):
-                self.qkw[(gi, kind)] = dict(self.env.queue_buffers(kind, gpu=gi)["kwargs"])
+                bufs = self.env.queue_buffers(kind, gpu=gi)
+                self.qkw[(gi, kind)] = dict(bufs["kwargs"])
+                # helpers.Env.alloc's default flags (VRAM | WRITABLE) for the ring and EOP
+                self.base_vram[gi] += [_page_align(bufs[k].size) for k in ("ring", "eop")
+                                       if k in bufs]
         self.fixed = {h.handle for h in self.env.process.live_bos(include_kernel=True)}
+        for etype, auto in ((SIGNAL, True), (SIGNAL, False), (MEMORY, True)):
+            e = self.env.kfd.create_event(event_type=etype, auto_reset=auto)
+            self.events[e.event_id] = [etype, auto, False]
 
     def teardown(self):
         env = getattr(self, "env", None)
@@ -80,7 +100,7 @@ class DriverMachine(RuleBasedStateMachine):
         try:
             return fn(*a, **kw)
         except KFDError as exc:
-            assert exc.errno, exc
+            assert exc.errno and exc.errno != errno.EIO, exc     # EIO: a simulator bug
             return None
 
     # -- memory ------------------------------------------------------------------------------
@@ -168,7 +188,7 @@ class DriverMachine(RuleBasedStateMachine):
         info = self.call(self.env.kfd.create_queue, **kw)
         if info is not None:
             assert info.queue_id not in self.queues
-            self.queues.add(info.queue_id)
+            self.queues[info.queue_id] = gpu
 
     @rule(data=st.data(), bogus=st.booleans())
     def destroy_queue(self, data, bogus):
@@ -178,33 +198,65 @@ class DriverMachine(RuleBasedStateMachine):
             self.env.kfd.destroy_queue(queue_id=qid)
         except KFDError as exc:
             assert qid not in self.queues and exc.errno == errno.EINVAL, exc
-        self.queues.discard(qid)
+        self.queues.pop(qid, None)
+
+    @rule(gpu=st.integers(0, 1))
+    def vm_fault(self, gpu):
+        """The GPU reports a fault of this process, as an engine does (facts §4 I6)."""
+        p = self.env.process
+        pdd = p.pdd_by_id(self.gids[gpu])
+        try:
+            pdd.vm.read(0x7000_0000_0000, 4)       # never mapped by this test
+        except VMFault as fault:
+            p.vm_fault(pdd.device, fault)
+        else:
+            raise AssertionError("a read of unmapped GPU memory did not fault")
+        self.faulted.add(gpu)
+        for ev in self.events.values():
+            if ev[0] == MEMORY:
+                ev[2] = True
 
     # -- events ------------------------------------------------------------------------------
     @rule(etype=st.sampled_from([0, 0, 3, 8, 5, 42]), auto=st.booleans())
     def create_event(self, etype, auto):
         e = self.call(self.env.kfd.create_event, event_type=etype, auto_reset=auto)
         if e is not None:
-            self.events.add(e.event_id)
+            assert e.event_id not in self.events
+            self.events[e.event_id] = [etype, auto, False]
 
-    @rule(data=st.data(), op=st.sampled_from(["set", "reset", "destroy", "wait"]),
-          bogus=st.booleans())
-    def event_op(self, data, op, bogus):
+    @rule(data=st.data(), ops=st.lists(st.sampled_from(["set", "reset", "wait", "wait",
+                                                         "destroy"]), min_size=1, max_size=5),
+          bogus=st.sampled_from([False, False, False, True]))
+    def event_ops(self, data, ops, bogus):
+        """A few operations on one event. SET/RESET only on SIGNAL events (else EINVAL); a poll
+        completes iff the event is signaled and consumes an auto-reset one (kfd_set_event,
+        init_event_waiter)."""
         bogus = bogus or not self.events
         eid = 77777 if bogus else data.draw(st.sampled_from(sorted(self.events)))
         kfd = self.env.kfd
-        if op == "set":
-            self.call(kfd.set_event, event_id=eid)
-        elif op == "reset":
-            self.call(kfd.reset_event, event_id=eid)
-        elif op == "wait":
-            self.call(kfd.wait_events, event_ids=[eid], timeout_ms=0)
-        else:
+        for op in ops:
+            model = self.events.get(eid)
             try:
-                kfd.destroy_event(event_id=eid)
+                if op == "set":
+                    kfd.set_event(event_id=eid)
+                    model[2] = True
+                elif op == "reset":
+                    kfd.reset_event(event_id=eid)
+                    model[2] = False
+                elif op == "wait":
+                    r = kfd.wait_events(event_ids=[eid], timeout_ms=0)
+                    assert r.complete == model[2], (eid, model, r)
+                    if model[1]:
+                        model[2] = False
+                else:
+                    kfd.destroy_event(event_id=eid)
+                    del self.events[eid]
             except KFDError as exc:
-                assert eid not in self.events and exc.errno == errno.EINVAL, exc
-            self.events.discard(eid)
+                assert exc.errno == errno.EINVAL, exc
+                assert model is None or (op in ("set", "reset") and model[0] != SIGNAL), \
+                    (op, eid, model, exc)
+            else:
+                assert model is not None and (op not in ("set", "reset") or model[0] == SIGNAL)
 
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
@@ -218,16 +270,30 @@ class DriverMachine(RuleBasedStateMachine):
         assert set(live) - self.fixed - {h for h in live if live[h].kernel} == set(self.bos)
         for h, (_a, mapped) in self.bos.items():
             assert set(live[h].mappings) == mapped, (live[h], mapped)
-        assert {q.queue_id for q in p.live_queues()} == self.queues
-        assert {e.event_id for e in p.live_events()} == self.events
-        for pdd in p.pdds:
-            dev = pdd.device
-            vram = sum(bo.bo_size for proc in env.port.machine.processes
-                       for bo in proc.memory.all_bos()
-                       if bo.device is dev and bo.kind == "vram")
-            assert dev.vram_used == vram
-            assert dev.vram_used <= dev.vram_size
-            assert env.kfd.available_memory(gpu_id=dev.gpu_id) <= dev.vram_size - dev.vram_used
+        queues = {q.queue_id: q for q in p.live_queues()}
+        assert set(queues) == set(self.queues)
+        for qid, gpu in self.queues.items():
+            assert queues[qid].gpu_id == self.gids[gpu]
+            assert queues[qid].evicted == (gpu in self.faulted), (queues[qid], self.faulted)
+            assert not (queues[qid].active and gpu in self.faulted)
+        assert {e.event_id for e in p.live_events()} == set(self.events)
+        for gpu, gid in enumerate(self.gids):
+            charged = self.base_vram[gpu] + [
+                _page_align(a.size >> 1 if a.flags & AQL_MEM else a.size)
+                for a, _ in self.bos.values()
+                if a.gpu_id == gid and a.flags & VRAM and not a.flags & GTT]
+            dev = p.pdd_by_id(gid).device
+            assert dev.vram_used == sum(charged), (gpu, dev.vram_used, charged)
+            avail = VRAM_SIZE - sum(_align(c, MIB2) for c in charged) - RESERVED_FOR_PT
+            assert env.kfd.available_memory(gpu_id=gid) == max(avail, 0) // MIB2 * MIB2
+
+
+def _page_align(x: int) -> int:
+    return (x + PAGE - 1) // PAGE * PAGE
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
 
 
 DriverMachine.TestCase.settings = settings(

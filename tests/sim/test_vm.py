@@ -218,3 +218,117 @@ def test_gtt_buffers_are_visible_to_every_gpu_they_are_mapped_on():
         assert env.process.pdd_by_id(g0).vm.read(b.va, 4) == b"peer"
     finally:
         env.port.close_port()
+
+
+def test_queues_created_after_a_fault_stay_evicted():
+    """kfd_dqm_evict_pasid leaves qpd->evicted raised for good after a VM fault, and
+    create_queue_cpsch gives every later queue is_evicted = qpd->evicted: work submitted on
+    that GPU after the fault never runs. The other GPU is not affected (facts §4 I6)."""
+    env = make_env("gfx942x2")
+    try:
+        env.create_queue(Q_SDMA, gpu=0)
+        b = env.alloc(PAGE, gpu=0)
+        with pytest.raises(VMFault) as ei:
+            _vm(env, b).read(b.va + PAGE, 4)
+        dev0 = env.process.pdds[0].device
+        env.process.vm_fault(dev0, ei.value)
+        info, bufs = env.create_queue(Q_AQL, gpu=0)         # created after the fault
+        env.create_queue(Q_SDMA, gpu=1)
+        q = env.process.queues[info.queue_id]
+        assert q.evicted and not q.active
+        assert ("add", q) in dev0.engine.calls               # the engine has it, not runnable
+        # neither UPDATE_QUEUE nor destroying every queue lifts the eviction
+        env.kfd.update_queue(queue_id=info.queue_id, ring_base=bufs["ring"].va,
+                             ring_size=4096, percentage=100, priority=7)
+        assert not q.active
+        for qid in list(env.process.queues):
+            if env.process.queues[qid].gpu_id == b.gpu_id:
+                env.kfd.destroy_queue(queue_id=qid)
+        info2, _ = env.create_queue(Q_SDMA, gpu=0)
+        assert not env.process.queues[info2.queue_id].active
+        assert all(q.active for q in env.process.live_queues() if q.gpu_id == env.gpu_id(1))
+    finally:
+        env.port.close_port()
+
+
+def test_lanes_running_into_the_next_buffer(env):
+    """A lane whose 8-byte access starts in one BO and ends in the adjacent one reads and
+    writes both, as the page tables allow; a lane running into unmapped memory faults at the
+    first unmapped byte."""
+    a = env.alloc(PAGE)
+    env.alloc(PAGE, va=a.va + PAGE)
+    vm = _vm(env, a)
+    vm.write(a.va + PAGE - 4, bytes(range(1, 9)))
+    addrs = np.array([a.va, a.va + PAGE - 4], dtype=np.uint64)
+    got = vm.gather(addrs, 8)
+    assert bytes(got[1]) == bytes(range(1, 9))
+    vm.scatter(addrs, np.array([[0xAA] * 8, [0xBB] * 8], dtype=np.uint8))
+    assert vm.read(a.va + PAGE - 4, 8) == b"\xbb" * 8 and vm.read(a.va, 8) == b"\xaa" * 8
+    with pytest.raises(VMFault) as ei:
+        vm.gather(np.array([a.va, a.va + 2 * PAGE - 4], dtype=np.uint64), 8)
+    assert ei.value.address == a.va + 2 * PAGE and ei.value.reason == "not_present"
+
+
+def test_instruction_fetch_into_a_non_executable_buffer(env):
+    """An instruction fetch over two BOs faults at the first byte of the one that is not
+    executable, whichever side it is on."""
+    data = env.alloc(PAGE, VRAM)
+    code = env.alloc(PAGE, VRAM | EXECUTABLE, va=data.va + PAGE)
+    env.alloc(PAGE, VRAM, va=code.va + PAGE)               # more data after the code
+    vm = _vm(env, code)
+    vm.check_exec(code.va + PAGE - 8, 8)
+    with pytest.raises(VMFault) as ei:                     # code running into data
+        vm.check_exec(code.va + PAGE - 8, 16)
+    assert ei.value.reason == "no_execute" and ei.value.address == code.va + PAGE
+    with pytest.raises(VMFault) as ei:                     # data running into code
+        vm.check_exec(code.va - 8, 16)
+    assert ei.value.reason == "no_execute" and ei.value.address == code.va - 8
+
+
+def test_stores_to_read_only_memory_after_a_read_fault(env):
+    """The per-packet store paths see the permission of the mapping they hit last."""
+    ro = env.alloc(PAGE, VRAM)
+    vm = _vm(env, ro)
+    assert vm.read_u64(ro.va) == 0                       # zero-initialised, and now cached
+    for store in (lambda: vm.write_u32(ro.va, 1), lambda: vm.write_u64(ro.va, 1),
+                  lambda: vm.write(ro.va, b"\x01")):
+        with pytest.raises(VMFault) as ei:
+            store()
+        assert ei.value.reason == "read_only"
+    assert vm.read_u64(ro.va) == 0
+
+
+def test_userptr_pages_unmapped_by_the_process_fault(env):
+    import ctypes as C
+
+    from pytest_amdgpu.kfd.abi import lib
+
+    from .helpers import PROT_RW, USERPTR
+    host = env.port.mmap(0, 2 * PAGE, PROT_RW, int(lib.MAP_PRIVATE | lib.MAP_ANONYMOUS), -1, 0)
+    C.memmove(host, b"host", 4)
+    b = env.alloc(2 * PAGE, USERPTR | WRITABLE, va=host, mmap_offset=host)
+    vm = _vm(env, b)
+    assert vm.read_u32(host) == int.from_bytes(b"host", "little")
+    env.port.munmap(host + PAGE, PAGE)                   # the process drops the second page
+    assert vm.read(host, 4) == b"host"
+    with pytest.raises(VMFault) as ei:
+        vm.read_u32(host + PAGE)
+    assert ei.value.reason == "not_present"
+    with pytest.raises(VMFault):
+        vm.write_u64(host + PAGE + 8, 1)
+
+
+@pytest.mark.parametrize("op,a,b,expect", [
+    ("fadd", 3.0e38, 3.0e38, float("inf")),               # overflows to +inf, as IEEE
+    ("fadd", 1.5, -1.5, 0.0),
+    ("fmin", float("nan"), 2.0, 2.0),                       # minNum: the NaN loses
+    ("fmin", 2.0, float("nan"), 2.0),
+    ("fmax", -1.0, -2.0, -1.0),
+])
+def test_float_atomics(env, op, a, b, expect):
+    buf = env.alloc(PAGE)
+    vm = _vm(env, buf)
+    vm.write(buf.va, struct.pack("<f", a))
+    old = vm.atomic(buf.va, op, struct.unpack("<I", struct.pack("<f", b))[0])
+    assert old == struct.unpack("<I", struct.pack("<f", a))[0]
+    assert struct.unpack("<f", vm.read(buf.va, 4))[0] == expect
