@@ -125,36 +125,22 @@ class AqlPacket(Packet):
     release_fence_scope: int = FenceScope.SYSTEM
 
     TYPE: ClassVar[int] = -1
-    _LAYOUT: ClassVar[Layout]
 
     @classmethod
     def layout(cls) -> Layout:
-        lay = cls.__dict__.get("_LAYOUT")
-        if lay is None:
-            lay = cls._build()
-            cls._LAYOUT = lay
-            cls._register_names([lay])
-        return lay
+        """The packet's wire layout (AQL formats are the same on every target)."""
+        return cls.layouts()[0]
 
-    @classmethod
-    def _build(cls) -> Layout:
-        raise NotImplementedError
+    def _layout(self, target: Target | str | None) -> Layout:
+        return self.layout()
 
     def encode_words(self, target: Target | str | None = None) -> list[int]:
         """The packet as 16 little-endian dwords."""
-        self._check()
-        lay = self.layout()
-        try:
-            return lay.encode(self)
-        except TypeError:
-            raise PacketError(lay.find_non_integer(self)) from None
+        return super().encode(target)
 
-    def encode(self, target: Target | str | None = None) -> bytes:
-        """The 64 packet bytes (AQL formats are the same on every target)."""
+    def encode(self, target: Target | str | None = None) -> bytes:  # type: ignore[override]
+        """The 64 packet bytes."""
         return struct.pack("<16I", *self.encode_words(target))
-
-    def _check(self) -> None:
-        """Cross-field rules (grid dimensions, …)."""
 
     def render(self, target: Target | str | None = None) -> str:
         return " ".join([self.MNEMONIC, *self._render_items()])
@@ -202,8 +188,8 @@ class KernelDispatchPacket(AqlPacket):
     MNEMONIC = "KERNEL_DISPATCH"
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (
             bits("dimensions", 0, 17, 16, names={1: "1", 2: "2", 3: "3"}, strict=True,
                  fmt="dec", label="dims", show="always"),
             bits("workgroup_size_x", 1, 15, 0, fmt="dec", show="never"),
@@ -217,9 +203,9 @@ class KernelDispatchPacket(AqlPacket):
             u64("kernel_object", 8, label="kernel", show="always"),
             u64("kernarg_address", 10, label="kernarg", show="always"),
             u64("completion_signal", 14, label="signal"),
-        ))
+        ))]
 
-    def _check(self) -> None:
+    def _check(self, target: Target | str | None) -> None:
         if self.workgroup_size_x == 0 or self.workgroup_size_y == 0 or self.workgroup_size_z == 0:
             raise PacketError("AQL KERNEL_DISPATCH: workgroup sizes must be > 0")
 
@@ -247,13 +233,13 @@ class AgentDispatchPacket(AqlPacket):
     _TUPLE_FIELDS = ("arg",)
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (
             bits("type", 0, 31, 16, show="always"),
             u64("return_address", 2, label="return"),
             ArrayField("arg", 4, 4),
             u64("completion_signal", 14, label="signal"),
-        ))
+        ))]
 
 
 class _BarrierBase(AqlPacket):
@@ -264,9 +250,9 @@ class _BarrierBase(AqlPacket):
             object.__setattr__(self, "dep_signal", (*deps, *(0,) * (5 - len(deps))))
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (ArrayField("dep_signal", 2, 5, label="deps", show="always"),
-                          u64("completion_signal", 14, label="signal")))
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (ArrayField("dep_signal", 2, 5, label="deps", show="always"),
+                           u64("completion_signal", 14, label="signal")))]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,8 +290,8 @@ class InvalidPacket(AqlPacket):
     MNEMONIC = "INVALID"
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (), strict_header=False)
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (), strict_header=False)]
 
     def _render_items(self) -> list[str]:
         return []
@@ -327,11 +313,11 @@ class Pm4IbPacket(AqlPacket):
     _TUPLE_FIELDS = ("ib_jump",)
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (ArrayField("ib_jump", 1, 4, elem_dw=1, show="never"),
-                          u32("dw_cnt_remain", 5, fmt="dec"),
-                          u64("completion_signal", 14, label="signal")),
-                    const0=cls.FORMAT << 16)
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (ArrayField("ib_jump", 1, 4, elem_dw=1, show="never"),
+                           u32("dw_cnt_remain", 5, fmt="dec"),
+                           u64("completion_signal", 14, label="signal")),
+                     const0=cls.FORMAT << 16)]
 
     @classmethod
     def for_ib(cls, addr: int, size_dwords: int, *, completion_signal: int = 0,
@@ -383,14 +369,14 @@ class BarrierValuePacket(AqlPacket):
                 object.__setattr__(self, name, v & 0xFFFFFFFFFFFFFFFF)
 
     @classmethod
-    def _build(cls) -> Layout:
-        return _aql(cls, (u64("signal", 2, show="always"),
-                          u64("value", 4, show="always"),
-                          u64("mask", 6, show="always"),
-                          u32("cond", 8, names={0: "==", 1: "!=", 2: "<", 3: ">="}, strict=True,
-                              show="always"),
-                          u64("completion_signal", 14, label="completion")),
-                    const0=cls.FORMAT << 16)
+    def _build(cls, form: None) -> list[Layout]:
+        return [_aql(cls, (u64("signal", 2, show="always"),
+                           u64("value", 4, show="always"),
+                           u64("mask", 6, show="always"),
+                           u32("cond", 8, names={0: "==", 1: "!=", 2: "<", 3: ">="}, strict=True,
+                               show="always"),
+                           u64("completion_signal", 14, label="completion")),
+                     const0=cls.FORMAT << 16)]
 
 
 PACKET_CLASSES: tuple[type[AqlPacket], ...] = (
@@ -434,17 +420,19 @@ def decode(data: Any, offset: int = 0, target: Target | str | None = None
         if lay is None:
             raise PacketDecodeError("AQL", offset, h, f"vendor-specific packet with unknown AMD "
                                     f"format {fmt} (known: 1 PM4_IB, 2 BARRIER_VALUE)",
-                                    unit="byte")
+                                    unit="byte", field="format")
     else:
         lay = _BY_TYPE.get(t)
         if lay is None:
             raise PacketDecodeError("AQL", offset, h, f"reserved packet type {t} (defined: "
                                     f"0 vendor, 1 invalid, 2 kernel dispatch, 3 barrier-AND, "
-                                    f"4 agent dispatch, 5 barrier-OR)", unit="byte")
+                                    f"4 agent dispatch, 5 barrier-OR)", unit="byte",
+                                    field="type")
     try:
         return lay.decode(w, 0, 16), PACKET_BYTES
     except _Reserved as e:
-        raise PacketDecodeError("AQL", offset, h, e.reason, unit="byte") from None
+        raise PacketDecodeError("AQL", offset, h, e.reason, unit="byte",
+                                field=e.field) from None
 
 
 def iter_packets(data: Any, start_slot: int = 0) -> Iterator[tuple[int, AqlPacket]]:

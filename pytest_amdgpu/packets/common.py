@@ -17,7 +17,7 @@ Conventions:
 from __future__ import annotations
 
 import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from typing import Any, ClassVar
 
@@ -26,8 +26,8 @@ from ..targets.table import Target, get_target
 
 __all__ = [
     "CACHE_POLICY_NAMES", "TC_OP_NAMES", "ArrayField", "Field", "Layout", "Packet", "PacketDecodeError",
-    "Part", "StructField", "StructLayout", "addr", "as_words", "bits", "flag", "format_lines",
-    "resolve_target", "u32", "u64",
+    "Part", "StructField", "StructLayout", "addr", "as_words", "bits", "flag",
+    "format_dword_stream", "format_lines", "hex_list", "iter_dwords", "resolve_target", "u32", "u64",
 ]
 
 
@@ -38,11 +38,13 @@ class PacketDecodeError(PacketError):
     """A packet in a ring, IB or AQL slot cannot be decoded.
 
     Carries ``engine`` ("PM4", "SDMA", "AQL"), ``offset`` (in ``unit``: "dword", "byte"),
-    ``header`` (the first dword of the packet, None if there was none) and ``reason``.
+    ``header`` (the first dword of the packet, None if there was none), ``reason`` and
+    ``field``: the name of the field whose value is reserved or unknown (``"type"``,
+    ``"format"``, a layout field such as ``"dimensions"``), None for other errors.
     """
 
     def __init__(self, engine: str, offset: int, header: int | None, reason: str,
-                 *, unit: str = "dword") -> None:
+                 *, unit: str = "dword", field: str | None = None) -> None:
         where = f"{engine} packet at {unit} offset {offset:#x}"
         if header is not None:
             where += f" (header {header:#010x})"
@@ -52,6 +54,7 @@ class PacketDecodeError(PacketError):
         self.header = header
         self.reason = reason
         self.unit = unit
+        self.field = field
 
 
 class _Reserved(Exception):
@@ -59,6 +62,7 @@ class _Reserved(Exception):
 
     def __init__(self, layout: Layout, field: Field, value: int) -> None:
         super().__init__(field.name)
+        self.field = field.name
         allowed = ", ".join(f"{k} ({v})" for k, v in sorted(field.names.items()))
         self.reason = (f"{layout.name}.{field.name} = {value} is reserved "
                        f"({field.where()}); defined values: {allowed}")
@@ -120,6 +124,22 @@ class Field:
 
     def where(self) -> str:
         return " + ".join(repr(p) for p in self.parts)
+
+    def expr(self) -> str:
+        """Python expression of this field's value (bias included) over local variables
+        ``w0``, ``w1``, … holding the packet's dwords; used by the generated decoders."""
+        terms = []
+        for p in self.parts:
+            t = f"w{p.dw}"
+            if p.lo:
+                t = f"({t} >> {p.lo})"
+            if p.lo + p.width < 32:
+                t = f"({t} & {(1 << p.width) - 1:#x})"
+            if p.vshift:
+                t = f"({t} << {p.vshift})"
+            terms.append(t)
+        e = " | ".join(terms)
+        return f"({e}) + {self.bias}" if self.bias else e
 
     def extract(self, words: Sequence[int]) -> int:
         """Value of this field in a packet's words (slow path; decoders are generated)."""
@@ -304,20 +324,7 @@ class Layout:
                     elems.append(f"w{dw}" if f.elem_dw == 1 else f"(w{dw} | (w{dw + 1} << 32))")
                 items[f.name] = "(" + ", ".join(elems) + ",)"
                 continue
-            terms = []
-            for p in f.parts:
-                m = (1 << p.width) - 1
-                t = f"w{p.dw}"
-                if p.lo:
-                    t = f"({t} >> {p.lo})"
-                if p.lo + p.width < 32:
-                    t = f"({t} & {m:#x})"
-                if p.vshift:
-                    t = f"({t} << {p.vshift})"
-                terms.append(t)
-            expr = " | ".join(terms)
-            if f.bias:
-                expr = f"({expr}) + {f.bias}"
+            expr = f.expr()
             if f.strict:
                 ns[f"F{i}"] = f
                 ns[f"OK{i}"] = frozenset(f.names)
@@ -430,6 +437,12 @@ def render_value(f: Field, v: int) -> str:
     return f"{f.label}={int(v):#x}"
 
 
+def hex_list(values: Sequence[int], limit: int = 8) -> str:
+    """``[0x1,0x2,…]``: the first ``limit`` values of a data tail."""
+    shown = ",".join(f"{v:#x}" for v in values[:limit])
+    return f"[{shown}{',…' if len(values) > limit else ''}]"
+
+
 def render_flags(value: int, names: Mapping[int, str], multi: Mapping[str, tuple[int, int]] = {}
                  ) -> str:
     """A register value as ``NAME|NAME|FIELD=n`` (bit names plus multi-bit sub-fields)."""
@@ -452,11 +465,49 @@ def render_flags(value: int, names: Mapping[int, str], multi: Mapping[str, tuple
 # Packet base class
 
 class Packet:
-    """Base of every packet dataclass: string enum names and list tails are normalized."""
+    """Base of every packet dataclass: its wire layouts per form (a target variant such as the
+    RELEASE_MEM form or the SDMA version), encoding, and the normalization of string enum
+    names and list tails."""
 
     MNEMONIC: ClassVar[str] = "?"
     _STR_ENUMS: ClassVar[dict[str, dict[str, int]]] = {}
     _TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    _CACHE: ClassVar[dict[Any, tuple[Layout, ...]]]
+
+    @classmethod
+    def _build(cls, form: Any) -> list[Layout]:
+        """The wire layouts of this packet in one form."""
+        raise NotImplementedError
+
+    @classmethod
+    def layouts(cls, form: Any = None) -> tuple[Layout, ...]:
+        """The wire layouts of this packet for one form (built once per class and form)."""
+        cache = cls.__dict__.get("_CACHE")
+        if cache is None:
+            cache = {}
+            cls._CACHE = cache
+        lays = cache.get(form)
+        if lays is None:
+            lays = tuple(cls._build(form))
+            cache[form] = lays
+            cls._register_names(lays)
+        return lays
+
+    def _layout(self, target: Target | str | None) -> Layout:
+        """The layout this packet encodes to for ``target``."""
+        raise NotImplementedError
+
+    def _check(self, target: Target | str | None) -> None:
+        """Cross-field rules the bit layout cannot express (alignment by mode, …)."""
+
+    def encode(self, target: Target | str | None = None) -> list[int]:
+        """The packet as little-endian dwords (header first) in ``target``'s form."""
+        lay = self._layout(target)
+        try:
+            self._check(target)
+            return lay.encode(self)
+        except TypeError:
+            raise PacketError(lay.find_non_integer(self)) from None
 
     def __post_init__(self) -> None:
         for name, mapping in self._STR_ENUMS.items():
@@ -551,6 +602,57 @@ def format_lines(entries: Iterable[tuple[str, Sequence[int], str, bool]], *,
         prefix = "=> " if marked else "   "
         out.append(f"{prefix}{label}  {shown:<{rawcol}} {text}".rstrip())
     return "\n".join(out)
+
+
+DecodeFn = Callable[[Sequence[int], int, Any], tuple[Any, int]]
+
+
+def iter_dwords(decode: DecodeFn, dwords: Any, target: Any, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, Any, int]]:
+    """Yield (dword offset, packet, length in dwords) for consecutive packets of a dword
+    stream (PM4 or SDMA ``decode``)."""
+    d = as_words(dwords)
+    stop = len(d) if end is None else end
+    off = start
+    while off < stop:
+        p, n = decode(d, off, target)
+        yield off, p, n
+        off += n
+
+
+def format_dword_stream(d: Sequence[int], target: Any, decode: DecodeFn,
+                        skip: Callable[[Sequence[int], int, int], tuple[int, str]], *,
+                        start_offset: int, mark: int | None, limit: int | None, raw_limit: int,
+                        unit_bytes: int, unit_name: str) -> str:
+    """The ring dump of a PM4 or SDMA dword window: one line per packet labelled with its ring
+    offset (``start_offset`` + position, in units of ``unit_bytes``); ``mark`` (same units) is
+    flagged with ``=>``. A dword that does not decode is shown as ``??? 0x…`` with the reason,
+    and rendering goes on after the length ``skip(d, off, available)`` gives, with its note."""
+    per_dw = 4 // unit_bytes
+    entries = []
+    off = 0
+    total = len(d)
+    marked = False
+    while off < total and (limit is None or len(entries) < limit):
+        at = start_offset + off * per_dw
+        try:
+            p, n = decode(d, off, target)
+            text = p.render(target)
+        except PacketDecodeError as e:
+            n, note = skip(d, off, total - off)
+            text = f"??? {d[off]:#010x}{note}: {e.reason}"
+        is_mark = mark is not None and not marked and at <= mark < at + n * per_dw
+        if is_mark:
+            marked = True
+            if mark != at:
+                text += f"  [mark at +{mark - at} {unit_name}s inside this packet]"
+        entries.append((f"{at:#08x}", list(d[off:off + n]), text, is_mark))
+        off += n
+    out = format_lines(entries, raw_limit=raw_limit)
+    if mark is not None and not marked:
+        where = "after" if mark >= start_offset + total * per_dw else "before"
+        out += f"\n=> {mark:#08x}  (mark is {where} this window)"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ from .common import (
     as_words,
     bits,
     flag,
-    format_lines,
+    format_dword_stream,
+    hex_list,
+    iter_dwords,
     render_flags,
     resolve_target,
     u32,
@@ -232,25 +234,6 @@ class Pm4Packet(Packet):
 
     OPCODE: ClassVar[int] = -1
     FORM_ATTR: ClassVar[str | None] = None   # Target attribute that selects the layout
-    _CACHE: ClassVar[dict[Any, tuple[Layout, ...]]]
-
-    @classmethod
-    def _build(cls, form: str | None) -> list[Layout]:
-        raise NotImplementedError
-
-    @classmethod
-    def layouts(cls, form: str | None = None) -> tuple[Layout, ...]:
-        """The wire layouts of this packet for one target form (cached)."""
-        cache = cls.__dict__.get("_CACHE")
-        if cache is None:
-            cache = {}
-            cls._CACHE = cache
-        lays = cache.get(form)
-        if lays is None:
-            lays = tuple(cls._build(form))
-            cache[form] = lays
-            cls._register_names(lays)
-        return lays
 
     @classmethod
     def form_for(cls, target: Target | str | None) -> str | None:
@@ -260,18 +243,6 @@ class Pm4Packet(Packet):
 
     def _layout(self, target: Target | str | None) -> Layout:
         return self.layouts(self.form_for(target))[0]
-
-    def _check(self, target: Target | str | None) -> None:
-        """Cross-field rules the bit layout cannot express (alignment by mode, …)."""
-
-    def encode(self, target: Target | str | None = None) -> list[int]:
-        """The packet as little-endian dwords (header first)."""
-        lay = self._layout(target)
-        try:
-            self._check(target)
-            return lay.encode(self)
-        except TypeError:
-            raise PacketError(lay.find_non_integer(self)) from None
 
     def render(self, target: Target | str | None = None) -> str:
         """``MNEMONIC field=value …`` as in a ring dump."""
@@ -293,11 +264,6 @@ def _pm4(cls: type[Pm4Packet], fields: Sequence[Field], body: int, *, tail: str 
     return Layout(cls.MNEMONIC, cls, (*_HDR_FIELDS, *fields), 1 + body,
                   const={0: 0xC0000000 | (cls.OPCODE << 8)}, tail=tail, tail_min=tail_min,
                   tail_max=0x3FFF - body, length=(0, 16, 14, -2), note=note)
-
-
-def _hex_list(values: Sequence[int], limit: int = 8) -> str:
-    shown = ",".join(f"{v:#x}" for v in values[:limit])
-    return f"[{shown}{',…' if len(values) > limit else ''}]"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -391,7 +357,7 @@ class WriteData(Pm4Packet):
                               f"memory destination (DST_MEM_ADDR_LO is [31:2])")
 
     def _render_items(self, lay: Layout, target: Target | str | None) -> list[str]:
-        return [*lay.render_items(self), f"data={_hex_list(self.data)}"]
+        return [*lay.render_items(self), f"data={hex_list(self.data)}"]
 
 
 _WAIT_OPERATION = {0: "wait_reg_mem", 1: "wr_wait_wr_reg", 3: "wait_mem_preemptable"}
@@ -862,6 +828,8 @@ _COPY_SRC = {0: "reg", 1: "mem", 2: "tc_l2", 3: "gds", 4: "perfcounters", 5: "im
              9: "gpu_clock", 10: "system_clock", 11: "ext32perfcntr"}
 _COPY_DST = {0: "reg", 2: "tc_l2", 3: "gds", 4: "perfcounters", 5: "mem", 6: "reg_dc",
              11: "ext32perfcntr"}
+_COPY_SRC_MEMORY = (1, 2)     # SRC_SEL values that address memory (MEMORY, TC_L2)
+_COPY_DST_MEMORY = (2, 5)     # DST_SEL values that address memory (TC_L2, MEMORY)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -896,6 +864,15 @@ class CopyData(Pm4Packet):
             u64("src_addr", 2, label="src_addr", show="always"),
             u64("dst_addr", 4, label="dst_addr", show="always"),
         ), 5)]
+
+    def _check(self, target: Target | str | None) -> None:
+        # A memory address is SRC/DST_32B_ADDR_LO [31:2] or _64B_ADDR_LO [31:3] (soc15d.h).
+        align = 8 if self.count_sel else 4
+        for name, memory, where in (("src", self.src_sel in _COPY_SRC_MEMORY, self.src_addr),
+                                    ("dst", self.dst_sel in _COPY_DST_MEMORY, self.dst_addr)):
+            if memory and where % align:
+                raise PacketError(f"COPY_DATA: {name}_addr={where:#x} must be {align}-byte "
+                                  f"aligned for a {8 * align}-bit copy to or from memory")
 
 
 _DMA_SRC = {0: "src_addr", 1: "gds", 2: "data", 3: "src_addr_l2"}
@@ -1089,7 +1066,7 @@ def decode(dwords: Any, offset: int = 0, target: Target | str | None = None
             try:
                 return hit[0](d, offset, n), n
             except _Reserved as e:
-                raise PacketDecodeError("PM4", offset, h, e.reason) from None
+                raise PacketDecodeError("PM4", offset, h, e.reason, field=e.field) from None
     return _decode_slow(d, offset, target, h, fast[1])
 
 
@@ -1135,19 +1112,13 @@ def _decode_slow(d: Sequence[int], offset: int, target: Target | str | None, h: 
     try:
         return lay.decode(d, offset, n), n
     except _Reserved as e:
-        raise PacketDecodeError("PM4", offset, h, e.reason) from None
+        raise PacketDecodeError("PM4", offset, h, e.reason, field=e.field) from None
 
 
 def iter_packets(dwords: Any, target: Target | str | None = None, start: int = 0,
                  end: int | None = None) -> Iterator[tuple[int, Pm4Packet | Type2, int]]:
     """Yield (offset, packet, length) for consecutive packets in ``dwords[start:end]``."""
-    d = as_words(dwords)
-    stop = len(d) if end is None else end
-    off = start
-    while off < stop:
-        p, n = decode(d, off, target)
-        yield off, p, n
-        off += n
+    return iter_dwords(decode, dwords, target, start, end)
 
 
 def _skip_length(d: Sequence[int], off: int, avail: int) -> tuple[int, str]:
@@ -1157,7 +1128,7 @@ def _skip_length(d: Sequence[int], off: int, avail: int) -> tuple[int, str]:
         op = (h >> 8) & 0xFF
         n = (h >> 16 & 0x3FFF) + 2
         if op in OPCODE_NAMES and n <= avail:
-            return n, OPCODE_NAMES[op]
+            return n, f" ({OPCODE_NAMES[op]}, {n} dwords skipped)"
     return 1, ""
 
 
@@ -1170,32 +1141,9 @@ def format_stream(dwords: Any, target: Target | str | None = None, start_offset:
     dwords are shown as ``??? 0x…`` with the reason and decoding continues after them (by the
     header's COUNT when it names a known opcode and fits, else one dword).
     """
-    d = as_words(dwords)
-    entries = []
-    off = 0
-    total = len(d)
-    marked_done = False
-    while off < total and (limit is None or len(entries) < limit):
-        abs_off = start_offset + off
-        try:
-            p, n = decode(d, off, target)
-            text = p.render(target)
-        except PacketDecodeError as e:
-            n, name = _skip_length(d, off, total - off)
-            what = f" ({name}, {n} dwords skipped)" if n > 1 else ""
-            text = f"??? {d[off]:#010x}{what}: {e.reason}"
-        is_mark = mark is not None and not marked_done and abs_off <= mark < abs_off + n
-        if is_mark:
-            marked_done = True
-            if mark != abs_off:
-                text += f"  [mark at +{mark - abs_off} inside this packet]"
-        entries.append((f"{abs_off:#08x}", list(d[off:off + n]), text, is_mark))
-        off += n
-    out = format_lines(entries, raw_limit=raw_limit)
-    if mark is not None and not marked_done:
-        where = "after" if mark >= start_offset + total else "before"
-        out += f"\n=> {mark:#08x}  (mark is {where} this window)"
-    return out
+    return format_dword_stream(as_words(dwords), target, decode, _skip_length,
+                               start_offset=start_offset, mark=mark, limit=limit,
+                               raw_limit=raw_limit, unit_bytes=4, unit_name="dword")
 
 
 def render(packet: Pm4Packet | Type2, target: Target | str | None = None) -> str:

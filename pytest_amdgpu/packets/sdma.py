@@ -14,10 +14,10 @@ length); ``format_stream`` labels lines with byte offsets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..errors import PacketError
 from ..targets.table import Target
@@ -32,7 +32,9 @@ from .common import (
     as_words,
     bits,
     flag,
-    format_lines,
+    format_dword_stream,
+    hex_list,
+    iter_dwords,
     resolve_target,
     u32,
     u64,
@@ -95,12 +97,22 @@ _OTHER_LENGTHS = {(7, 0): 3, (9, 0): 5, (14, 0): 3, (15, 0): 2, (16, 0): 2, (17,
 _FILLSIZE = {0: "byte", 2: "dword"}
 
 
-def _form_key(t: Target) -> tuple[int, int]:
+class SdmaForm(NamedTuple):
+    """What selects an SDMA packet's layout: the SDMA major version and the width of the
+    COPY_LINEAR / CONST_FILL count field (Target.sdma_count_bits)."""
+
+    major: int
+    count_bits: int
+
+
+def form_of(target: Target | str | None) -> SdmaForm:
+    """The SDMA form of ``target`` (SDMA 4.x on gfx90a/gfx942, 6.0 on gfx1100)."""
+    t = resolve_target(target, "SDMA packets")
     major = t.sdma_version[0]
     if major not in (4, 6):
         raise PacketError(f"SDMA {'.'.join(map(str, t.sdma_version))} ({t.name}) is not modelled; "
                           f"this module knows SDMA 4.x and 6.0")
-    return major, t.sdma_count_bits
+    return SdmaForm(major, t.sdma_count_bits)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,40 +121,14 @@ class SdmaPacket(Packet):
 
     OP: ClassVar[int] = -1
     SUB_OP: ClassVar[int] = 0
-    _CACHE: ClassVar[dict[Any, tuple[Layout, ...]]]
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
-        raise NotImplementedError
-
-    @classmethod
-    def layouts(cls, form: tuple[int, int]) -> tuple[Layout, ...]:
-        cache = cls.__dict__.get("_CACHE")
-        if cache is None:
-            cache = {}
-            cls._CACHE = cache
-        lays = cache.get(form)
-        if lays is None:
-            lays = tuple(cls._build(*form))
-            cache[form] = lays
-            cls._register_names(lays)
-        return lays
+    def layouts(cls, form: Any = None) -> tuple[Layout, ...]:
+        """The wire layouts of this packet for an SdmaForm (or a (major, count_bits) tuple)."""
+        return super().layouts(SdmaForm(*form))
 
     def _layout(self, target: Target | str | None) -> Layout:
-        t = resolve_target(target, f"SDMA {self.MNEMONIC}")
-        return self.layouts(_form_key(t))[0]
-
-    def _check(self, target: Target | str | None) -> None:
-        """Cross-field rules (alignment) the bit layout cannot express."""
-
-    def encode(self, target: Target | str | None = None) -> list[int]:
-        """The packet as little-endian dwords for the target's SDMA version."""
-        lay = self._layout(target)
-        try:
-            self._check(target)
-            return lay.encode(self)
-        except TypeError:
-            raise PacketError(lay.find_non_integer(self)) from None
+        return self.layouts(form_of(target))[0]
 
     def encode_bytes(self, target: Target | str | None = None) -> bytes:
         import struct
@@ -188,7 +174,8 @@ class SdmaNop(SdmaPacket):
     _TUPLE_FIELDS = ("body",)
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (), 1, major, tail="body", tail_max=0x3FFF, length=(0, 16, 14, -1))]
 
     @classmethod
@@ -227,11 +214,12 @@ class SdmaCopyLinear(SdmaPacket):
     MNEMONIC = "COPY_LINEAR"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             flag("encrypt", 0, 16), flag("tmz", 0, 18),
             *_v6(major, flag("cpv", 0, 19), flag("backwards", 0, 25)),
-            _count("size", 1, count_bits, label="bytes"),
+            _count("size", 1, form.count_bits, label="bytes"),
             bits("dst_sw", 2, 17, 16), bits("src_sw", 2, 25, 24),
             *_v6(major, bits("dst_cache_policy", 2, 20, 18), bits("src_cache_policy", 2, 28, 26)),
             u64("src_addr", 3, label="src", show="always"),
@@ -262,10 +250,11 @@ class SdmaCopyLinearBroadcast(SdmaPacket):
     MNEMONIC = "COPY_LINEAR_BROADCAST"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             flag("encrypt", 0, 16), flag("tmz", 0, 18), *_v6(major, flag("cpv", 0, 19)),
-            _count("size", 1, count_bits, label="bytes"),
+            _count("size", 1, form.count_bits, label="bytes"),
             bits("dst2_sw", 2, 9, 8), bits("dst1_sw", 2, 17, 16), bits("src_sw", 2, 25, 24),
             *_v6(major, bits("dst2_cache_policy", 2, 12, 10),
                  bits("dst1_cache_policy", 2, 20, 18), bits("src_cache_policy", 2, 28, 26)),
@@ -294,7 +283,8 @@ class SdmaWriteLinear(SdmaPacket):
     _TUPLE_FIELDS = ("data",)
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             flag("encrypt", 0, 16), flag("tmz", 0, 18), *_v6(major, flag("cpv", 0, 28)),
             u64("dst_addr", 1, label="dst", show="always"),
@@ -307,9 +297,7 @@ class SdmaWriteLinear(SdmaPacket):
                               f"aligned")
 
     def _render_items(self, lay: Layout) -> list[str]:
-        shown = ",".join(f"{v:#x}" for v in self.data[:8])
-        more = ",…" if len(self.data) > 8 else ""
-        return [*lay.render_items(self), f"data=[{shown}{more}]"]
+        return [*lay.render_items(self), f"data={hex_list(self.data)}"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,23 +318,21 @@ class SdmaConstFill(SdmaPacket):
     MNEMONIC = "CONST_FILL"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             bits("sw", 0, 17, 16),
             *_v6(major, bits("cache_policy", 0, 26, 24), flag("cpv", 0, 28)),
             bits("fillsize", 0, 31, 30, names=_FILLSIZE, show="always"),
             u64("dst_addr", 1, label="dst", show="always"),
             u32("data", 3, show="always"),
-            _count("size", 4, count_bits, label="bytes"),
+            _count("size", 4, form.count_bits, label="bytes"),
         ), 5, major)]
 
     def _check(self, target: Target | str | None) -> None:
         if self.fillsize == 2 and (self.dst_addr & 3 or self.size & 3):
             raise PacketError(f"SDMA CONST_FILL: a dword fill needs a dword-aligned dst_addr and "
                               f"size (got {self.dst_addr:#x}, {self.size})")
-
-
-_FENCE_DEFAULTS: dict[int, dict[str, int]] = {4: {}, 6: {"mtype": 3}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,7 +355,8 @@ class SdmaFence(SdmaPacket):
     MNEMONIC = "FENCE"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             *_v6(major, bits("mtype", 0, 18, 16), flag("gcc", 0, 19), flag("sys", 0, 20),
                  flag("snp", 0, 22), flag("gpa", 0, 23), bits("l2_policy", 0, 25, 24),
@@ -383,7 +370,7 @@ class SdmaFence(SdmaPacket):
         """A FENCE with the producers' defaults for the target's SDMA version (SDMA 6.0:
         mtype 3 = uncached, as the kernel, ROCR and tinygrad write it)."""
         t = resolve_target(target, "SDMA FENCE")
-        return cls(addr=addr, data=data, **{**_FENCE_DEFAULTS[t.sdma_version[0]], **fields})
+        return cls(addr=addr, data=data, **{"mtype": t.sdma_fence_mtype, **fields})
 
     def _check(self, target: Target | str | None) -> None:
         if self.addr & 3:
@@ -401,7 +388,8 @@ class SdmaTrap(SdmaPacket):
     MNEMONIC = "TRAP"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (bits("int_context", 1, 27, 0, label="ctx", show="always"),), 2,
                       major)]
 
@@ -428,7 +416,8 @@ class SdmaPollRegmem(SdmaPacket):
     MNEMONIC = "POLL_REGMEM"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             *_v6(major, bits("cache_policy", 0, 22, 20), flag("cpv", 0, 24)),
             flag("hdp_flush", 0, 26),
@@ -461,7 +450,8 @@ class SdmaTimestampSet(SdmaPacket):
     MNEMONIC = "TIMESTAMP_SET"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (u64("value", 1, show="always"),), 3, major)]
 
 
@@ -480,7 +470,8 @@ class SdmaTimestampGet(SdmaPacket):
     MNEMONIC = "TIMESTAMP_GET"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             *_v6(major, bits("l2_policy", 0, 25, 24), flag("llc_policy", 0, 26),
                  flag("cpv", 0, 28)),
@@ -515,7 +506,8 @@ class SdmaAtomic(SdmaPacket):
     MNEMONIC = "ATOMIC"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             flag("loop", 0, 16), flag("tmz", 0, 18),
             *_v6(major, bits("cache_policy", 0, 22, 20), flag("cpv", 0, 24)),
@@ -546,7 +538,8 @@ class SdmaIndirect(SdmaPacket):
     MNEMONIC = "INDIRECT"
 
     @classmethod
-    def _build(cls, major: int, count_bits: int) -> list[Layout]:
+    def _build(cls, form: SdmaForm) -> list[Layout]:
+        major = form.major
         return [_sdma(cls, (
             bits("vmid", 0, 19, 16, fmt="dec"), *_v6(major, flag("priv", 0, 31)),
             u64("addr", 1, show="always"),
@@ -565,51 +558,58 @@ PACKET_CLASSES: tuple[type[SdmaPacket], ...] = (
     SdmaAtomic, SdmaIndirect,
 )
 for _cls in PACKET_CLASSES:   # register enum display names up front
-    _cls.layouts((4, 22))
-    _cls.layouts((6, 30))
+    _cls.layouts(SdmaForm(4, 22))
+    _cls.layouts(SdmaForm(6, 30))
 
 
 # ---------------------------------------------------------------------------------------------
 # Decoding
 
-_Resolver = Callable[[Sequence[int], int, int], tuple[Layout, int]]
+def _ndw(cls: type[SdmaPacket]) -> int:
+    return cls.layouts(SdmaForm(6, 30))[0].ndw      # fixed lengths are the same on 4.x and 6.0
 
 
-def _fixed(lay: Layout) -> _Resolver:
-    n = lay.ndw
-
-    def resolve(d: Sequence[int], o: int, h: int) -> tuple[Layout, int]:
-        return lay, n
-    return resolve
-
-
-_TABLES: dict[int, tuple[Target, dict[tuple[int, int], _Resolver]]] = {}
+# Lengths (dwords) of the fixed-size packets by op, from the layouts above.
+_FIXED_DW = {cls.OP: _ndw(cls) for cls in (
+    SdmaIndirect, SdmaFence, SdmaTrap, SdmaPollRegmem, SdmaAtomic, SdmaConstFill,
+    SdmaTimestampSet)}
+_COPY_DW = _ndw(SdmaCopyLinear)
+_BROADCAST_DW = _ndw(SdmaCopyLinearBroadcast)
+_WRITE_DW = _ndw(SdmaWriteLinear)
 
 
-def _table(target: Target | str | None) -> tuple[Target, dict[tuple[int, int], _Resolver]]:
+def packet_dwords(d: Sequence[int], off: int) -> int:
+    """Length in dwords of the SDMA packet at ``d[off]``, as far as the words at hand tell:
+    NOP from its header COUNT, COPY_LINEAR from its broadcast bit, WRITE_LINEAR from the count
+    in its dword 3 (4 while that dword is not in ``d``); 1 for an op not modelled here."""
+    h = d[off]
+    op = h & 0xFF
+    if op == 0:
+        return ((h >> 16) & 0x3FFF) + 1
+    if op == 1:
+        return _BROADCAST_DW if h >> 27 & 1 else _COPY_DW
+    if op == 2:
+        if off + 3 >= len(d):
+            return _WRITE_DW
+        return _WRITE_DW + 1 + (d[off + 3] & 0xFFFFF)
+    return _FIXED_DW.get(op, 1)
+
+
+_TABLES: dict[int, tuple[Target, dict[tuple[int, int], tuple[Layout, ...]]]] = {}
+
+
+def _table(target: Target | str | None
+           ) -> tuple[Target, dict[tuple[int, int], tuple[Layout, ...]]]:
+    """(op, sub-op) -> the layouts of that packet for the target's SDMA form (COPY: the plain
+    and the broadcast layout)."""
     t = resolve_target(target, "SDMA decoding")
     hit = _TABLES.get(id(t))
     if hit is not None and hit[0] is t:
         return hit
-    form = _form_key(t)
-    table: dict[tuple[int, int], _Resolver] = {}
-    for cls in (SdmaFence, SdmaTrap, SdmaPollRegmem, SdmaTimestampSet, SdmaTimestampGet,
-                SdmaTimestampGetGlobal, SdmaAtomic, SdmaIndirect):
-        table[(cls.OP, cls.SUB_OP)] = _fixed(cls.layouts(form)[0])
-    nop = SdmaNop.layouts(form)[0]
-    table[(0, 0)] = lambda d, o, h: (nop, ((h >> 16) & 0x3FFF) + 1)
-    copy = SdmaCopyLinear.layouts(form)[0]
-    bcast = SdmaCopyLinearBroadcast.layouts(form)[0]
-    table[(1, 0)] = lambda d, o, h: (bcast, 9) if h >> 27 & 1 else (copy, 7)
-    write = SdmaWriteLinear.layouts(form)[0]
-
-    def write_len(d: Sequence[int], o: int, h: int) -> tuple[Layout, int]:
-        if o + 3 >= len(d):
-            raise IndexError
-        return write, 5 + (d[o + 3] & 0xFFFFF)
-    table[(2, 0)] = write_len
-    fill = SdmaConstFill.layouts(form)[0]
-    table[(11, 0)] = _fixed(fill)
+    form = form_of(t)
+    table = {(cls.OP, cls.SUB_OP): cls.layouts(form) for cls in PACKET_CLASSES
+             if cls is not SdmaCopyLinearBroadcast}
+    table[(1, 0)] = (SdmaCopyLinear.layouts(form)[0], SdmaCopyLinearBroadcast.layouts(form)[0])
     hit = (t, table)
     _TABLES[id(t)] = hit
     return hit
@@ -631,21 +631,21 @@ def decode(dwords: Any, offset: int = 0, target: Target | str | None = None
                                 ) from None
     op = h & 0xFF
     sub = (h >> 8) & 0xFF
-    res = table.get((op, sub))
-    if res is None:
+    lays = table.get((op, sub))
+    if lays is None:
         raise PacketDecodeError("SDMA", offset, h, _unknown(t, op, sub))
-    try:
-        lay, n = res(d, offset, h)
-    except IndexError:
-        raise PacketDecodeError("SDMA", offset, h, f"the stream ends inside the "
-                                f"{OP_NAMES[t.sdma_version[0]].get(op, op)} packet") from None
+    lay = lays[-1] if op == 1 and h >> 27 & 1 else lays[0]
+    n = packet_dwords(d, offset)
     if offset + n > len(d):
-        raise PacketDecodeError("SDMA", offset, h, f"{lay.name} needs {n} dwords but the stream "
-                                f"ends after {len(d) - offset}")
+        if op == 2 and offset + 3 >= len(d):
+            why = f"the stream ends inside the {lay.name} packet, before its COUNT dword"
+        else:
+            why = f"{lay.name} needs {n} dwords but the stream ends after {len(d) - offset}"
+        raise PacketDecodeError("SDMA", offset, h, why)
     try:
         return lay.decode(d, offset, n), n
     except _Reserved as e:
-        raise PacketDecodeError("SDMA", offset, h, e.reason) from None
+        raise PacketDecodeError("SDMA", offset, h, e.reason, field=e.field) from None
 
 
 def _unknown(t: Target, op: int, sub: int) -> str:
@@ -665,13 +665,16 @@ def _unknown(t: Target, op: int, sub: int) -> str:
 def iter_packets(dwords: Any, target: Target | str | None, start: int = 0,
                  end: int | None = None) -> Iterator[tuple[int, SdmaPacket, int]]:
     """Yield (dword offset, packet, length in dwords) for consecutive packets."""
-    d = as_words(dwords)
-    stop = len(d) if end is None else end
-    off = start
-    while off < stop:
-        p, n = decode(d, off, target)
-        yield off, p, n
-        off += n
+    return iter_dwords(decode, dwords, target, start, end)
+
+
+def _skip_length(d: Sequence[int], off: int, avail: int) -> tuple[int, str]:
+    """How far to skip an undecodable dword: the length of a known packet kind if it fits."""
+    h = d[off]
+    n = _OTHER_LENGTHS.get((h & 0xFF, (h >> 8) & 0xFF), 1)
+    if n > avail:
+        n = 1
+    return n, f" ({n} dwords skipped)" if n > 1 else ""
 
 
 def format_stream(data: Any, target: Target | str | None, start_offset: int = 0,
@@ -683,36 +686,10 @@ def format_stream(data: Any, target: Target | str | None, start_offset: int = 0,
     first byte; ``mark`` a byte offset to flag with ``=>`` (the read pointer). Undecodable
     dwords are shown as ``??? 0x…`` with the reason, and decoding continues after them.
     """
-    d = as_words(data)
     t = resolve_target(target, "SDMA format_stream")
-    entries = []
-    off = 0
-    total = len(d)
-    marked = False
-    while off < total and (limit is None or len(entries) < limit):
-        boff = start_offset + 4 * off
-        try:
-            p, n = decode(d, off, t)
-            text = p.render(t)
-        except PacketDecodeError as e:
-            h = d[off]
-            n = _OTHER_LENGTHS.get((h & 0xFF, (h >> 8) & 0xFF), 1)
-            if off + n > total:
-                n = 1
-            skip = f" ({n} dwords skipped)" if n > 1 else ""
-            text = f"??? {h:#010x}{skip}: {e.reason}"
-        is_mark = mark is not None and not marked and boff <= mark < boff + 4 * n
-        if is_mark:
-            marked = True
-            if mark != boff:
-                text += f"  [mark at +{mark - boff} bytes inside this packet]"
-        entries.append((f"{boff:#08x}", list(d[off:off + n]), text, is_mark))
-        off += n
-    out = format_lines(entries, raw_limit=raw_limit)
-    if mark is not None and not marked:
-        where = "after" if mark >= start_offset + 4 * total else "before"
-        out += f"\n=> {mark:#08x}  (mark is {where} this window)"
-    return out
+    return format_dword_stream(as_words(data), t, decode, _skip_length,
+                               start_offset=start_offset, mark=mark, limit=limit,
+                               raw_limit=raw_limit, unit_bytes=1, unit_name="byte")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,6 +97,19 @@ def test_pm4_encode_rejects_out_of_range_and_misaligned():
         pm4.WaitRegMem(addr=0x1000, reference=0, function="=~")
 
 
+def test_pm4_copy_data_memory_alignment_follows_count_sel():
+    # soc15d.h: SRC/DST_32B_ADDR_LO is [31:2], _64B_ADDR_LO [31:3]; registers and immediates
+    # (SRC_SEL 0 / 5) carry no address alignment.
+    with pytest.raises(PacketError, match="src_addr=0x1004 must be 8-byte aligned"):
+        pm4.CopyData(src_sel=2, dst_sel=5, count_sel=1, src_addr=0x1004, dst_addr=0x2000).encode()
+    with pytest.raises(PacketError, match="dst_addr=0x2002 must be 4-byte aligned"):
+        pm4.CopyData(src_sel=5, dst_sel=2, src_addr=0x3, dst_addr=0x2002).encode()
+    assert pm4.CopyData(src_sel=5, dst_sel=5, src_addr=0xCAFEF00D, dst_addr=0x1004).encode()[2] \
+        == 0xCAFEF00D
+    assert pm4.CopyData(src_sel=0, dst_sel=5, src_addr=0x2E41, dst_addr=0x1004).encode()[2] \
+        == 0x2E41
+
+
 def test_pm4_gcr_field_on_gfx9_target_is_refused():
     with pytest.raises(PacketError, match="gcr_gl2_wb"):
         pm4.ReleaseMem(gcr_gl2_wb=1).encode("gfx942")

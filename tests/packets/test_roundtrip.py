@@ -47,6 +47,12 @@ def _fix(cls: type, kw: dict[str, Any]) -> dict[str, Any]:
         kw["addr"] = kw["addr"] & ~3 if kw["mem_space"] == 1 else kw["addr"] & ~0xFFFC0000
     elif cls is pm4.ReleaseMem and kw["dst_sel"] in (0, 1):
         kw["addr"] &= ~7
+    elif cls is pm4.CopyData:
+        align = ~7 if kw["count_sel"] else ~3
+        if kw["src_sel"] in (1, 2):
+            kw["src_addr"] &= align
+        if kw["dst_sel"] in (2, 5):
+            kw["dst_addr"] &= align
     elif cls is pm4.SetShReg:
         kw["reg_offset"] %= 0x400 - len(kw["values"]) + 1
     elif cls in (pm4.AtomicMem, sdma.SdmaFence, sdma.SdmaAtomic):

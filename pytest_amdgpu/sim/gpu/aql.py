@@ -3,9 +3,11 @@
 Packets are 64-byte slots at ring_base + (index mod slots) * 64; the read index (the queue's
 read_dispatch_id, amd_queue_t + 128, written to rptr_addr) and the write index (write_dispatch_id,
 amd_queue_t + 56) count packets and never wrap. A doorbell wakes the processor, which then runs
-slots in order while their header type is valid: a slot whose type is INVALID stops it until
-the next doorbell (producers publish the header last, so the header, not write_dispatch_id, is
-what says a packet is ready). Each packet runs to completion before the next starts, so the
+the packets below write_dispatch_id in order. A producer reserves a slot by moving
+write_dispatch_id and publishes the packet by writing its header last, so a reserved slot whose
+header type is still INVALID makes the processor wait (re-checking on memory writes) until the
+header is published; it never runs a slot at or past write_dispatch_id, whatever that slot
+holds. Each packet runs to completion before the next starts, so the
 barrier bit (wait for all earlier packets of this queue) always holds, and acquire/release
 fences are no-ops (simulated memory is coherent). On completion the processor sets the slot's
 header type back to INVALID, advances read_dispatch_id, decrements the completion signal
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import struct
 
+from ...codeobj.descriptor import KD_SIZE, KERNEL_CODE_PROPERTIES, KernelDescriptor
 from ...packets import aql as A
 from ...packets import pm4 as P
 from ...packets.common import PacketDecodeError
@@ -48,18 +51,12 @@ from .dispatch import (
     MAX_WORKGROUP_SIZE,
     DispatchState,
     apply_apertures,
-    decode_tmpring,
     to_shader_regs,
 )
 from .pm4 import PM4Executor
 
 PACKET_BYTES = A.PACKET_BYTES
-TYPE_VENDOR_SPECIFIC = A.AqlPacketType.VENDOR_SPECIFIC
 TYPE_INVALID = A.AqlPacketType.INVALID
-TYPE_KERNEL_DISPATCH = A.AqlPacketType.KERNEL_DISPATCH
-TYPE_BARRIER_AND = A.AqlPacketType.BARRIER_AND
-TYPE_AGENT_DISPATCH = A.AqlPacketType.AGENT_DISPATCH
-TYPE_BARRIER_OR = A.AqlPacketType.BARRIER_OR
 
 # amd_signal_t / amd_queue_t member offsets (part D's layouts; ROCR amd_hsa_signal.h,
 # amd_hsa_queue.h, checked with offsetof in facts §3)
@@ -76,18 +73,11 @@ QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE = A.AMD_QUEUE.scratch_wave64_lane_byte_size
 _CONDITIONS = {0: ("==", lambda a, b: a == b), 1: ("!=", lambda a, b: a != b),
                2: ("<", lambda a, b: a < b), 3: (">=", lambda a, b: a >= b)}
 
-# Kernel descriptor (llvm AMDHSAKernelDescriptor.h / AMDGPUUsage "Kernel Descriptor")
-KD_BYTES = 64
-KCP_PRIVATE_SEGMENT_BUFFER = 1 << 0
-KCP_DISPATCH_PTR = 1 << 1
-KCP_QUEUE_PTR = 1 << 2
-KCP_KERNARG_SEGMENT_PTR = 1 << 3
-KCP_DISPATCH_ID = 1 << 4
-KCP_FLAT_SCRATCH_INIT = 1 << 5
-KCP_PRIVATE_SEGMENT_SIZE = 1 << 6
-KCP_WAVEFRONT_SIZE32 = 1 << 10
-KCP_USES_DYNAMIC_STACK = 1 << 11
-KCP_RESERVED = 0x0380 | 0xF000          # bits 9:7 and 15:12
+# kernel_code_properties bits a descriptor may set (codeobj's table of the AMDGPUUsage fields);
+# the others (9:7, 15:12) are reserved.
+_DEFINED_PROPERTIES = 0
+for _f in KERNEL_CODE_PROPERTIES:
+    _DEFINED_PROPERTIES |= _f.mask
 KERNARG_PRELOAD_ENTRY_SKIP = 256        # CP skips the compatibility prologue (AMDGPUUsage)
 
 
@@ -108,6 +98,7 @@ class AQLProcessor(QueueProcessor):
         self.read_index = 0
         self._ring: Region | None = None
         self._rptr: Region | None = None
+        self._wptr: Region | None = None
         self.pm4: PM4Executor | None = None     # vendor PM4-IB in progress
         self.pm4_index = -1
         self.loc = ""
@@ -133,17 +124,25 @@ class AQLProcessor(QueueProcessor):
         if slots == 0:
             return Status.IDLE
         ring = self._ring = region(self._ring, vm, q.ring_base, q.ring_size, True)
+        write_index = self._write_index()
         for _ in range(budget):
             index = self.read_index
+            if index >= write_index:
+                return Status.IDLE
             off = (index % slots) * PACKET_BYTES
             addr = q.ring_base + off
             raw = ring.mv[off:off + PACKET_BYTES].tobytes()
             header = raw[0] | (raw[1] << 8)
             ptype = header & 0xFF
             if ptype == TYPE_INVALID:
-                return Status.IDLE
+                # Reserved by the write index but not published yet: the CP waits for the
+                # header (a producer writes it last).
+                self.wait_reason = (f"AQL packet {index} (slot {index % slots}): "
+                                    f"write_dispatch_id is {write_index} but the header type "
+                                    "is still INVALID")
+                return Status.WAIT
             self.loc = f"AQL packet {index} (slot {index % slots} at {addr:#x})"
-            pkt = self._decode(raw, ptype)
+            pkt = self._decode(raw)
             t = type(pkt)
             if t is A.KernelDispatchPacket:
                 done = self._kernel_dispatch(addr, pkt, index)
@@ -162,15 +161,20 @@ class AQLProcessor(QueueProcessor):
             self.completed += 1
         return Status.PROGRESS
 
-    def _decode(self, raw: bytes, ptype: int):
+    def _write_index(self) -> int:
+        """write_dispatch_id, read from the amd_queue_t (the doorbell only wakes the CP)."""
+        w = self._wptr = region(self._wptr, self.vm, self.queue.wptr_addr, 8, False)
+        return int.from_bytes(w.mv[0:8], "little")
+
+    def _decode(self, raw: bytes):
         """D's decoder, with its errors mapped to the CP's packet exception codes."""
         try:
             pkt, _n = A.decode(raw, 0)
             return pkt
         except PacketDecodeError as e:
-            if ptype == TYPE_VENDOR_SPECIFIC and "format" in e.reason:
+            if e.field == "format":
                 code = EC_VENDOR_UNSUPPORTED
-            elif ptype == TYPE_KERNEL_DISPATCH and "dimensions" in e.reason:
+            elif e.field == "dimensions":
                 code = EC_DIM_INVALID
             else:
                 code = EC_RESERVED
@@ -233,7 +237,14 @@ class AQLProcessor(QueueProcessor):
             ex.loc = (lambda off: f"{loc}: PM4 INDIRECT_BUFFER", 0)
             ex.execute((cls, fields), 0)
             self.pm4, self.pm4_index = ex, index
-        status, _ = self.pm4.run_frames(1 << 30)
+        try:
+            status, _ = self.pm4.run_frames(1 << 30)
+        except QueueError as e:
+            if e.reason.startswith("EC_"):
+                raise
+            # A bad PM4 packet in the IB: the vendor-specific packet is invalid (ROCR reads
+            # error bit 256 as HSA_STATUS_ERROR_INVALID_PACKET_FORMAT).
+            raise QueueError(f"{EC_VENDOR_UNSUPPORTED}: {self.loc}: {e.reason}") from None
         if status is Status.WAIT:
             self.wait_reason = self.pm4.wait_reason
             return False
@@ -295,28 +306,29 @@ class AQLProcessor(QueueProcessor):
         if kobj % 64:
             raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object {kobj:#x} is not "
                              "64-byte aligned")
-        kd = self.vm.read(kobj, KD_BYTES)          # the CP fetches the descriptor: may fault
-        (group_fixed, private_fixed, _kernarg_size, res0, entry_off, res1, rsrc3, rsrc1,
-         rsrc2, props, preload, res3) = struct.unpack_from("<IIIIq20sIIIHHI", kd, 0)
+        # the CP fetches the descriptor: may fault
+        kd = KernelDescriptor.from_bytes(self.vm.read(kobj, KD_SIZE), self.target.name)
+        group_fixed, private_fixed = kd.group_segment_fixed_size, kd.private_segment_fixed_size
+        rsrc1, rsrc2, rsrc3 = kd.compute_pgm_rsrc1, kd.compute_pgm_rsrc2, kd.compute_pgm_rsrc3
+        props, preload = kd.kernel_code_properties, kd.kernarg_preload
         target = self.target
         kdloc = f"{loc}: kernel descriptor at {kobj:#x}"
-        if res0 or any(res1) or res3:
+        if kd.reserved0 or any(kd.reserved1) or kd.reserved3:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc} has reserved bytes set "
                              "(bytes 12-15, 24-43 or 60-63 must be 0)")
-        if props & KCP_RESERVED:
+        if props & ~_DEFINED_PROPERTIES:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernel_code_properties 0x{props:04x} "
-                             f"has reserved bits 0x{props & KCP_RESERVED:04x} set")
-        wave32 = bool(props & KCP_WAVEFRONT_SIZE32)
+                             f"has reserved bits 0x{props & ~_DEFINED_PROPERTIES:04x} set")
+        wave32 = kd.wavefront_size == 32
         if wave32 and 32 not in target.wave_sizes:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: ENABLE_WAVEFRONT_SIZE32 is set but "
                              f"{target.name} runs wave64 only")
-        preload_len = preload & 0x7F
-        preload_off = preload >> 7
+        preload_len = kd.kernarg_preload_length
         if preload and not target.kernarg_preload:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernarg_preload 0x{preload:x} is "
                              f"reserved on {target.name}")
-        if props & (KCP_PRIVATE_SEGMENT_BUFFER | KCP_FLAT_SCRATCH_INIT) and \
-                target.architected_flat_scratch:
+        if target.architected_flat_scratch and (kd.has("ENABLE_SGPR_PRIVATE_SEGMENT_BUFFER")
+                                                or kd.has("ENABLE_SGPR_FLAT_SCRATCH_INIT")):
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernel_code_properties 0x{props:04x} "
                              "enables the private segment buffer / flat scratch init SGPRs, "
                              f"which {target.name} (architected flat scratch) does not have")
@@ -328,41 +340,38 @@ class AQLProcessor(QueueProcessor):
             raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {loc}: group_segment_size "
                              f"{group_size} (descriptor static {group_fixed}) exceeds the "
                              f"{lds_limit} bytes of LDS a workgroup can have on {target.name}")
-        # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State").
+        # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State", as codeobj
+        # lists them for the descriptor's enable bits).
         qaddr = self.queue_address
         vm = self.vm
-        user: list[int] = []
-        if props & KCP_PRIVATE_SEGMENT_BUFFER:
-            user += list(struct.unpack("<4I", vm.read(qaddr + QUEUE_SCRATCH_RESOURCE_DESCRIPTOR,
-                                                        16)))
-        if props & KCP_DISPATCH_PTR:
-            user += [addr & 0xFFFFFFFF, addr >> 32]
-        if props & KCP_QUEUE_PTR:
-            user += [qaddr & 0xFFFFFFFF, qaddr >> 32]
-        if props & KCP_KERNARG_SEGMENT_PTR:
-            user += [kernarg & 0xFFFFFFFF, kernarg >> 32]
-        if props & KCP_DISPATCH_ID:
-            user += [index & 0xFFFFFFFF, (index >> 32) & 0xFFFFFFFF]
         scratch_base = vm.read_u64(qaddr + QUEUE_SCRATCH_BACKING_MEMORY_LOCATION)
-        if props & KCP_FLAT_SCRATCH_INIT:
-            user += [scratch_base & 0xFFFFFFFF, scratch_base >> 32]
-        if preload_len:
-            user += list(struct.unpack(f"<{preload_len}I",
-                                       vm.read(kernarg + 4 * preload_off, 4 * preload_len)))
-        if props & KCP_PRIVATE_SEGMENT_SIZE:
-            user.append(private_size)
+        user: list[int] = []
+        for sgpr in kd.user_sgprs():
+            name = sgpr.name
+            if name == "private_segment_buffer":
+                user += struct.unpack("<4I", vm.read(qaddr + QUEUE_SCRATCH_RESOURCE_DESCRIPTOR, 16))
+            elif name == "kernarg_preload":
+                off = kd.kernarg_preload_offset
+                user += struct.unpack(f"<{preload_len}I",
+                                      vm.read(kernarg + 4 * off, 4 * preload_len))
+            elif name == "private_segment_size":
+                user.append(private_size)
+            else:
+                value = {"dispatch_ptr": addr, "queue_ptr": qaddr, "kernarg_segment_ptr": kernarg,
+                         "dispatch_id": index, "flat_scratch_init": scratch_base}[name]
+                user += [value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF]
         if len(user) > MAX_USER_SGPRS:
             raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: the enabled user SGPRs need "
                              f"{len(user)} registers; at most {MAX_USER_SGPRS} exist")
-        user_count = (rsrc2 >> 1) & 0x1F
+        user_count = kd.user_sgpr_count
         if user_count < len(user):
             raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: compute_pgm_rsrc2.USER_SGPR_COUNT "
                              f"{user_count} is less than the {len(user)} user SGPRs the "
                              "kernel_code_properties enable")
         user += [0] * (MAX_USER_SGPRS - len(user))
         tmpring = vm.read_u32(qaddr + QUEUE_COMPUTE_TMPRING_SIZE)
-        waves, wave_bytes = decode_tmpring(target, tmpring)
-        entry = (kobj + entry_off) & MASK64
+        waves, wave_bytes = A.decode_tmpring_size(target, tmpring)
+        entry = (kobj + kd.kernel_code_entry_byte_offset) & MASK64
         if preload_len:
             entry += KERNARG_PRELOAD_ENTRY_SKIP
         lds_gran = target.lds_alloc_granule

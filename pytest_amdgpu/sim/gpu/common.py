@@ -1,4 +1,5 @@
-"""What the queue processors (PM4, AQL, SDMA) share: run status, the processor base, compares.
+"""What the queue processors (PM4, AQL, SDMA) share: run status, the processor bases, compares,
+the TC atomics.
 
 A processor executes packets of one queue when the engine (engine.py) gives it a turn. It
 never blocks on a condition: a packet that has to wait (WAIT_REG_MEM, POLL_REGMEM, an AQL
@@ -11,13 +12,19 @@ from __future__ import annotations
 
 import enum
 import operator
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...packets.common import TC_OP_NAMES
+from ...packets.pm4 import COMPARE_FUNCTION_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import GPUEngine
 
 MASK32 = 0xFFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+PREFETCH_DW = 1024        # dwords fetched from a ring or an indirect buffer per read
 
 
 class Status(enum.Enum):
@@ -43,8 +50,8 @@ class QueueError(Exception):
 
 # WAIT_REG_MEM FUNCTION / SDMA POLL_REGMEM func: 0 always, 1 <, 2 <=, 3 ==, 4 !=, 5 >=, 6 >
 # (soc15d.h / nvd.h WAIT_REG_MEM_FUNCTION; facts-pm4.md §3.2). 7 is undefined in every source;
-# the CP treats it as reserved, we report it as a malformed packet.
-COMPARE_FUNCTIONS = {
+# the packet decoders reject it as a reserved value (a malformed packet).
+COMPARE_FUNCTIONS: dict[int, Callable[[int, int], bool]] = {
     0: lambda a, b: True,
     1: operator.lt,
     2: operator.le,
@@ -53,7 +60,7 @@ COMPARE_FUNCTIONS = {
     5: operator.ge,
     6: operator.gt,
 }
-COMPARE_NAMES = {0: "always", 1: "<", 2: "<=", 3: "==", 4: "!=", 5: ">=", 6: ">"}
+COMPARE_NAMES = COMPARE_FUNCTION_NAMES
 
 
 def compare(function: int, value: int, mask: int, reference: int) -> bool:
@@ -63,6 +70,60 @@ def compare(function: int, value: int, mask: int, reference: int) -> bool:
     except KeyError:
         raise QueueError(f"compare function {function} is reserved (valid 0..6)") from None
     return fn(value & mask, reference)
+
+
+# -- TC atomics (PM4 ATOMIC_MEM, SDMA ATOMIC) --------------------------------------------------
+# The integer TC_OP codes part D names (vega10_enum.h / soc21_enum.h, facts-pm4.md §3.11):
+# "ADD_RTN_64" -> the GPUVM op "add" on 8 bytes, returning; the non-returning forms (+0x40)
+# carry the same operation.
+TC_OPS: dict[int, tuple[str, int, bool]] = {
+    code: (name.split("_")[0].lower(), 8 if name.endswith("_64") else 4, "_RTN_" in name)
+    for code, name in TC_OP_NAMES.items()
+}
+
+
+def tc_atomic(vm, addr: int, tc_op: int, src: int, cmp: int, what: str) -> tuple[int, int]:
+    """Run TC_OP `tc_op` at `addr` through the VM; returns (old value, operand bytes)."""
+    try:
+        op, size, _ = TC_OPS[tc_op]
+    except KeyError:
+        raise QueueError(f"{what}: atomic op 0x{tc_op:x} is not an integer TC_OP the simulator "
+                         "executes (float and cache-control ops are not modelled)") from None
+    if addr % size:
+        raise QueueError(f"{what}: address 0x{addr:x} is not {size}-byte aligned")
+    mask = MASK32 if size == 4 else MASK64
+    return vm.atomic(addr, op, src & mask, cmp & mask, size), size
+
+
+def atomic_packet(owner, addr: int, tc_op: int, src: int, cmp: int, loop: bool,
+                  what: str) -> int | None:
+    """One ATOMIC_MEM / SDMA ATOMIC through `owner.vm`: the old value, or None when a looping
+    compare-swap (ATOMIC_MEM COMMAND 1, SDMA LOOP) has to wait for the compare to hit (the
+    reason is left in `owner.wait_reason`).
+
+    A looping compare-swap reads first and only tries the atomic when the compare can hit: a
+    failed try would otherwise be a write (waking every waiter, itself included) and the loop
+    would spin; the read also gives a racing CPU write a chance to land."""
+    entry = TC_OPS.get(tc_op)
+    looping = loop and entry is not None and entry[0] == "cmpswap"
+    if looping and not addr % entry[1]:
+        mask = MASK32 if entry[1] == 4 else MASK64
+        value = owner.vm.read_u32(addr) if entry[1] == 4 else owner.vm.read_u64(addr)
+        if value != cmp & mask:
+            owner.wait_reason = (f"{what} compare-swap loop at 0x{addr:x}: value 0x{value:x} "
+                                f"!= compare 0x{cmp & mask:x}")
+            return None
+    old, size = tc_atomic(owner.vm, addr, tc_op, src, cmp, what)
+    if looping and old != cmp & (MASK32 if size == 4 else MASK64):
+        owner.wait_reason = (f"{what} compare-swap loop at 0x{addr:x}: value 0x{old:x} != "
+                            f"compare 0x{cmp:x}")
+        return None
+    return old
+
+
+def read_words(vm, addr: int, ndw: int) -> list[int]:
+    """`ndw` dwords at GPU address `addr` (a CP or SDMA fetch: faults like any GPU read)."""
+    return memoryview(vm.read(addr, 4 * ndw)).cast("I").tolist()
 
 
 class Region:
@@ -122,3 +183,137 @@ class QueueProcessor:
     def describe(self) -> str:
         """One line of state for logs: pointers and what the queue waits on."""
         return f"{self.kind} queue {getattr(self.queue, 'queue_id', '?')}"
+
+
+Location = tuple[Callable[[int], str], int]   # (formatter, position): formatted on demand
+
+
+class RingProcessor(QueueProcessor):
+    """A queue whose packets lie in a ring buffer: PM4 (pointers in dwords) and SDMA (bytes).
+
+    The write pointer is the doorbell value (64-bit, monotonic); the ring offset of a pointer
+    is `pointer * UNIT mod ring_size`, and packets may wrap around the end of the ring. A turn
+    fetches a batch of complete packets, runs them and writes the read pointer (64-bit, same
+    units) past the fetched batch to rptr_addr once, like the CP's block-wise RPTR reporting.
+    A packet only partly published waits for the rest; a write pointer further ahead than the
+    ring holds, or a packet longer than the ring, is a queue error.
+    """
+
+    ENGINE = "?"            # "PM4" / "SDMA", for messages
+    UNIT = 4                # bytes per pointer unit
+    UNIT_NAME = "dword"
+
+    def __init__(self, engine: GPUEngine, queue) -> None:
+        super().__init__(engine, queue)
+        self.rptr = 0                       # pointer after the last fetched packet
+        self.reported = 0                   # read pointer last written to rptr_addr
+        self.pending: deque = deque()       # fetched, not yet executed: (packet, Location, …)
+        self.ib_frames: list = []           # indirect buffers in progress (run_ib runs them)
+        self._ring: Region | None = None
+        self._rptr: Region | None = None
+
+    # -- what the engine kinds provide ---------------------------------------------------------
+    def parse(self, words: list[int], limit: int, rptr: int) -> tuple[list[tuple], int]:
+        """Up to `limit` complete packets at the start of `words` (ring dwords from pointer
+        `rptr`): ([(packet, location, …)], dwords consumed)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def packet_dwords(self, words: list[int], off: int) -> int:
+        """Length of the packet at `words[off]` (at least what tells its length)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def run_ib(self, budget: int) -> tuple[Status, int]:
+        """Continue the indirect buffers in `ib_frames`: (status, packets run); IDLE when
+        they are done."""
+        raise NotImplementedError  # pragma: no cover
+
+    def execute(self, packet: Any, loc: Location) -> bool:
+        """Execute one fetched packet; False = it must wait (it runs again later)."""
+        raise NotImplementedError  # pragma: no cover
+
+    # -- the ring --------------------------------------------------------------------------------
+    def where_ring(self, pos: int) -> str:
+        """Location text of the packet at ring pointer `pos`."""
+        units = self.queue.ring_size // self.UNIT
+        return (f"{self.ENGINE} packet at ring {self.UNIT_NAME} {pos % units:#x} "
+                f"(rptr {pos:#x})")
+
+    def run(self, budget: int) -> Status:
+        try:
+            return self._run(budget)
+        finally:
+            if self.rptr != self.reported:
+                self._report_rptr()
+
+    def _run(self, budget: int) -> Status:
+        pending = self.pending
+        ibs = self.ib_frames
+        q = self.queue
+        done = 0
+        while done < budget:
+            if ibs:
+                status, k = self.run_ib(budget - done)
+                done += k
+                self.completed += k
+                if status is not Status.IDLE:
+                    return status
+                continue
+            if pending:
+                item = pending[0]              # (packet, location, ...) as `parse` made it
+                if not self.execute(item[0], item[1]):
+                    return Status.WAIT
+                pending.popleft()
+                done += 1
+                self.completed += 1
+                continue
+            if q.doorbell_value <= self.rptr or not self._fetch(budget - done):
+                return Status.IDLE
+        return Status.PROGRESS
+
+    def _fetch(self, limit: int) -> bool:
+        """Fetch up to `limit` complete packets into `pending`. False when nothing is
+        available (ring empty or a packet only partly published)."""
+        q = self.queue
+        wptr = q.doorbell_value
+        rptr = self.rptr
+        avail = wptr - rptr
+        if avail <= 0:
+            return False
+        unit = self.UNIT
+        size = q.ring_size
+        if avail * unit > size:
+            raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is "
+                             f"{avail} {self.UNIT_NAME}s ahead of the read pointer {rptr:#x}, "
+                             f"more than the {size // unit}-{self.UNIT_NAME} ring holds")
+        if (avail * unit) & 3:
+            raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is not "
+                             f"dword aligned (packets are whole dwords)")
+        ring = self._ring = region(self._ring, self.vm, q.ring_base, size, False)
+        start = (rptr * unit) % size
+        avail_dw = (avail * unit) >> 2
+        words = ring.words(start, min(avail_dw, PREFETCH_DW))
+        pkts, used = self.parse(words, limit, rptr)
+        if used == 0:
+            need = self.packet_dwords(words, 0)
+            if need > size >> 2:
+                raise QueueError(f"{self.where_ring(rptr)}: packet (header 0x{words[0]:08x}) "
+                                 f"of {need} dwords is longer than the {size >> 2}-dword ring")
+            if need > avail_dw:
+                return False             # the rest of the packet is not published yet
+            words = ring.words(start, need)
+            pkts, used = self.parse(words, 1, rptr)
+            if used == 0:
+                return False
+        self.rptr = rptr + (used << 2) // unit
+        self.pending.extend(pkts)
+        return True
+
+    def _report_rptr(self) -> None:
+        """Write the read pointer (64-bit) to rptr_addr."""
+        self.reported = self.rptr
+        rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
+        rp.store(0, (self.rptr & MASK64).to_bytes(8, "little"))
+
+    def describe(self) -> str:
+        return (f"{self.ENGINE} queue {getattr(self.queue, 'queue_id', '?')} "
+                f"(rptr {self.rptr:#x} {self.UNIT_NAME}s)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ...packets.aql import decode_tmpring_size
 from .common import QueueError
 
 # DISPATCH_INITIATOR bits (gc_9_4_2 / gc_11_0_0 sh_mask; facts-pm4.md §4.2)
@@ -120,7 +121,7 @@ def state_from_sh_regs(target, regs: dict[int, int], dims: tuple[int, int, int],
     else:
         start = (get("COMPUTE_START_X"), get("COMPUTE_START_Y"), get("COMPUTE_START_Z"))
     tmpring = get("COMPUTE_TMPRING_SIZE")
-    waves, wave_bytes = decode_tmpring(target, tmpring)
+    waves, wave_bytes = decode_tmpring_size(target, tmpring)
     scratch = ((get("COMPUTE_DISPATCH_SCRATCH_BASE_HI") & 0xFF) << 40) | (
         get("COMPUTE_DISPATCH_SCRATCH_BASE_LO") << 8)
     rsrc2 = get("COMPUTE_PGM_RSRC2")
@@ -136,13 +137,6 @@ def state_from_sh_regs(target, regs: dict[int, int], dims: tuple[int, int, int],
         lds_bytes=((rsrc2 >> 15) & 0x1FF) * target.lds_alloc_granule,
         dispatch_id=get("COMPUTE_DISPATCH_ID"), initiator=initiator, source=source,
     )
-
-
-def decode_tmpring(target, value: int) -> tuple[int, int]:
-    """(WAVES, bytes per wave) of a COMPUTE_TMPRING_SIZE value."""
-    waves = value & 0xFFF
-    wavesize = (value >> 12) & ((1 << target.tmpring_wavesize_bits) - 1)
-    return waves, wavesize * target.tmpring_wavesize_unit
 
 
 # Shader-core adapter ----------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 One GPU thread per device runs the queues round-robin, a budget of packets per turn, so one
 busy or hung queue does not starve the others. The host never waits for it: a doorbell
-(`notify`) only marks the queue ready and wakes the thread. When nothing is ready the thread
-polls for the next doorbell for `SPIN_AFTER_WORK` (yielding the CPU; a futex wake-up per
-doorbell would dominate a submit-and-wait loop) and then sleeps on a condition variable.
+(`notify`) only marks the queue ready and wakes the thread. When nothing is ready after a turn
+that ran packets, the thread polls for the next doorbell for `SPIN_AFTER_WORK` (yielding the
+CPU; a futex wake-up per doorbell would dominate a submit-and-wait loop) and then sleeps on a
+condition variable; a re-check of a wait that is still unsatisfied is no work and does not
+spin.
 Queues blocked on a memory condition are re-checked when any engine of the machine writes
 memory (`memory_written`) and by a backed-off timer (CPU writes make no notification), capped
 at `MAX_POLL_INTERVAL`, or `LONG_POLL_INTERVAL` once a wait has lasted `LONG_WAIT` (a hang
@@ -17,7 +19,8 @@ core, another executor serves the remaining queues, so the "one thread per devic
 cancelled through its queue's cancel event when the queue is removed or evicted.
 
 Errors never kill the engine: a VMFault becomes `process.vm_fault`, a malformed packet or
-invalid dispatch `process.hw_exception`, anything unexpected is logged and reported as a HW
+invalid dispatch `process.hw_exception` (for an AQL queue also the CP's error code in its
+amd_queue_t.queue_inactive_signal), anything unexpected is logged and reported as a HW
 exception of that queue.
 """
 
@@ -35,6 +38,7 @@ import numpy as np
 
 from ...errors import PacketError
 from ...kfd import _syscall
+from ...packets.aql import AMD_QUEUE, AMD_SIGNAL
 from .clock import GPUClock
 from .common import QueueError, QueueProcessor, Status
 
@@ -44,7 +48,7 @@ BUDGET = 64                     # packets per turn before the next queue gets on
 MIN_POLL_INTERVAL = 20e-6       # first re-check of a waiting queue (seconds)
 MAX_POLL_INTERVAL = 1e-3        # cap of the backed-off poll of waiting queues
 LONG_WAIT = 1.0                 # a queue waiting longer than this is probably hung ...
-LONG_POLL_INTERVAL = 10e-3      # ... and is polled this often (engine writes still wake it)
+LONG_POLL_INTERVAL = 25e-3      # ... and is polled this often (engine writes still wake it)
 SPIN_AFTER_WORK = 300e-6       # poll for the next doorbell this long after work before parking
 YIELD_AFTER_TURN = True         # give the GIL away after each turn (see _executor)
 REMOVE_GRACE = 2.0              # seconds remove_queue waits for a busy queue to let go
@@ -84,9 +88,6 @@ AQL_QUEUE_ERROR_CODES = {
     "EC_QUEUE_WAVE_MATH_ERROR": 0x80000000,
     "EC_QUEUE_WAVE_ABORT": 0x80000000,
 }
-AMD_QUEUE_READ_DISPATCH_ID = 128      # amd_queue_t offsets (amd_hsa_queue.h)
-AMD_QUEUE_INACTIVE_SIGNAL = 192
-AMD_SIGNAL_VALUE, AMD_SIGNAL_MAILBOX, AMD_SIGNAL_EVENT_ID = 8, 16, 24   # amd_signal_t
 
 
 class _Entry:
@@ -412,12 +413,9 @@ class GPUEngine:
         return core
 
     # -- scheduler internals (call with self._cv held) ----------------------------------------
-    @property
-    def _kick(self) -> int:
-        return int(self._kick_word[0])
-
     def _wake_locked(self) -> None:
-        _syscall.store64(self._kick_addr, self._kick + 1)   # seen by a spinning executor
+        addr = self._kick_addr
+        _syscall.store64(addr, _syscall.load64(addr) + 1)   # seen by a spinning executor
         if self._parked:
             self._cv.notify()
         elif self._executors - self._in_shader <= 0 and not self._stop:
@@ -448,7 +446,7 @@ class GPUEngine:
         for i in range(n):
             k = (self._rr + i) % n
             entry = order[k]
-            if not entry.runnable():
+            if not (entry.ready or entry.waiting) or not entry.runnable():
                 continue
             if entry.waiting:
                 if entry.wait_epoch != epoch or now >= entry.next_poll or entry.ready:
@@ -484,7 +482,6 @@ class GPUEngine:
                     self._parked -= 1
                     continue
                 entry.owner = me
-                self._last_work = now
                 was_waiting = entry.waiting
                 if was_waiting:
                     entry.waiting = False
@@ -503,6 +500,11 @@ class GPUEngine:
                 finally:
                     cv.acquire()
                 entry.owner = None
+                if status is Status.PROGRESS or entry.proc.completed != completed:
+                    # Work was done: the host may submit again at once, so poll for its next
+                    # doorbell for a while (a fruitless re-check of a wait is no work: a hang
+                    # must not keep a core spinning).
+                    self._last_work = now
                 if entry.removed:
                     cv.notify_all()
                     continue
@@ -540,7 +542,7 @@ class GPUEngine:
         The poll runs in C without the GIL (`_syscall.wait_change64` on the doorbell counter),
         so a spinning executor never competes with the host thread for the interpreter."""
         self._spinning += 1
-        kick = self._kick
+        kick = _syscall.load64(self._kick_addr)
         self._cv.release()
         try:
             left = until - time.monotonic()
@@ -613,14 +615,14 @@ class GPUEngine:
         code = AQL_QUEUE_ERROR_CODES.get(reason.split(":", 1)[0].strip(), 0x80000000)
         vm = q.vm
         try:
-            amd_queue = q.rptr_addr - AMD_QUEUE_READ_DISPATCH_ID
-            signal = vm.read_u64(amd_queue + AMD_QUEUE_INACTIVE_SIGNAL)
+            amd_queue = q.rptr_addr - AMD_QUEUE.read_dispatch_id
+            signal = vm.read_u64(amd_queue + AMD_QUEUE.queue_inactive_signal)
             if not signal:
                 return
-            vm.write_u64(signal + AMD_SIGNAL_VALUE, code)
-            mailbox = vm.read_u64(signal + AMD_SIGNAL_MAILBOX)
+            vm.write_u64(signal + AMD_SIGNAL.value, code)
+            mailbox = vm.read_u64(signal + AMD_SIGNAL.event_mailbox_ptr)
             if mailbox:
-                event_id = vm.read_u32(signal + AMD_SIGNAL_EVENT_ID)
+                event_id = vm.read_u32(signal + AMD_SIGNAL.event_id)
                 vm.write_u32(mailbox, event_id)
                 q.process.signal_interrupt(self.device, "cp_eop", event_id)
         except Exception as exc:  # a bad amd_queue_t must not take the engine down

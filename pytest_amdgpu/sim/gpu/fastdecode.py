@@ -42,18 +42,8 @@ def compile_reader(layout: Layout, names: Sequence[str], factory: Callable | Non
     for i, f in enumerate(layout.fields):
         if f.name not in wanted and not f.strict:
             continue
-        terms = []
-        for p in f.parts:
-            used_dw.add(p.dw)
-            t = f"w{p.dw}"
-            if p.lo:
-                t = f"({t} >> {p.lo})"
-            if p.lo + p.width < 32 or p.lo:
-                t = f"({t} & {(1 << p.width) - 1:#x})"
-            if p.vshift:
-                t = f"({t} << {p.vshift})"
-            terms.append(t)
-        expr = " | ".join(terms) + (f" + {f.bias}" if f.bias else "")
+        used_dw.update(p.dw for p in f.parts)
+        expr = f.expr()
         if f.strict:
             ns[f"OK{i}"] = frozenset(f.names)
             checks.append(f"    if ({expr}) not in OK{i}: raise LookupError({f.name!r})")
@@ -73,6 +63,18 @@ def compile_reader(layout: Layout, names: Sequence[str], factory: Callable | Non
         lines.append("    return (" + ", ".join(items) + ("," if len(items) == 1 else "") + ")")
     exec("\n".join(lines), ns)
     return ns["read"]
+
+
+_READERS: dict[tuple[type, int], Any] = {}
+
+
+def reader_for(kind: type, target) -> Any:
+    """The `kind` reader (PM4Reader, SDMAReader) of `target`, built once per target."""
+    key = (kind, id(target))
+    r = _READERS.get(key)
+    if r is None or r.target is not target:
+        r = _READERS[key] = kind(target)
+    return r
 
 
 # -- PM4 ----------------------------------------------------------------------------------------
@@ -117,38 +119,61 @@ class _Op:
                 self.fixed[lay.ndw] = compile_reader(lay, names)
 
 
+def _no_fields(d: Sequence[int], o: int, n: int) -> tuple:
+    return ()
+
+
 class PM4Reader:
-    """Reads PM4 packets of one target: `read(dwords, off) -> (packet class, fields, n)`."""
+    """Reads PM4 packets of one target: `read(dwords, off) -> (packet class, fields, n)`.
+
+    Ring headers repeat, so what a header selects (class, field reader, length) is cached by
+    the header dword; the first sight of a header resolves it from the layouts."""
+
+    CACHE_LIMIT = 4096
 
     def __init__(self, target) -> None:
         self.target = target
         self.ops: dict[int, _Op] = {}
         for cls in P.PACKET_CLASSES:
             self.ops[cls.OPCODE] = _Op(cls, cls.layouts(cls.form_for(target)))
+        self._by_header: dict[int, tuple[type, Reader, int]] = {}
 
     def read(self, d: Sequence[int], off: int) -> tuple[type, tuple, int]:
         h = d[off]
-        if h >> 30 == 3:
-            op = self.ops.get((h >> 8) & 0xFF)
-            if op is not None:
-                count = (h >> 16) & 0x3FFF
+        hit = self._by_header.get(h)
+        if hit is None:
+            hit = self._resolve(h)
+        if hit is not None:
+            cls, fn, n = hit
+            if off + n <= len(d):
                 try:
-                    if count == 0x3FFF and op.short is not None:
-                        return op.cls, op.short(d, off, 1), 1
-                    n = count + 2
-                    if off + n <= len(d):
-                        fn = op.fixed.get(n)
-                        if fn is not None:
-                            return op.cls, fn(d, off, n), n
-                        if op.var is not None and n >= op.var_min:
-                            return op.cls, op.var(d, off, n), n
-                except LookupError:
+                    return cls, fn(d, off, n), n
+                except LookupError:      # a strict field holds a reserved value
                     pass
-        elif h >> 30 == 2:
-            return P.Type2, (), 1
         # Anything else: D's decoder raises the precise PacketDecodeError.
         P.decode(d, off, self.target)
         raise PacketDecodeError("PM4", off, h, "packet not recognised by the engine's reader")
+
+    def _resolve(self, h: int) -> tuple[type, Reader, int] | None:
+        """(class, reader, length) the header `h` selects, None if no layout fits it."""
+        hit: tuple[type, Reader, int] | None = None
+        kind = h >> 30
+        if kind == 2:
+            hit = (P.Type2, _no_fields, 1)
+        elif kind == 3:
+            op = self.ops.get((h >> 8) & 0xFF)
+            if op is not None:
+                count = (h >> 16) & 0x3FFF
+                n = count + 2
+                if count == 0x3FFF and op.short is not None:
+                    hit = (op.cls, op.short, 1)
+                elif n in op.fixed:
+                    hit = (op.cls, op.fixed[n], n)
+                elif op.var is not None and n >= op.var_min:
+                    hit = (op.cls, op.var, n)
+        if hit is not None and len(self._by_header) < self.CACHE_LIMIT:
+            self._by_header[h] = hit
+        return hit
 
 
 # -- SDMA ---------------------------------------------------------------------------------------
@@ -178,7 +203,7 @@ class SDMAReader:
 
     def __init__(self, target) -> None:
         self.target = target
-        form = (target.sdma_version[0], target.sdma_count_bits)
+        form = S.form_of(target)
         self.ops: dict[tuple[int, int], tuple[type, Reader]] = {}
         for cls in S.PACKET_CLASSES:
             lay = cls.layouts(form)[0]

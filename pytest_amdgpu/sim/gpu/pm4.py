@@ -4,7 +4,8 @@ It fetches type-3 packets from the ring (64-bit monotonic dword read/write point
 pointer is the doorbell value; ring offset = pointer mod ring dwords, packets may wrap),
 executes each with its memory effect through the process's GPUVM, and reports the read pointer
 (64-bit, dwords) at rptr_addr: a turn fetches a batch of complete packets, runs them, and
-writes the pointer past the fetched batch once, like the CP's block-wise RPTR reporting.
+writes the pointer past the fetched batch once, like the CP's block-wise RPTR reporting (the
+ring mechanics are common.RingProcessor's, shared with SDMA).
 Indirect buffers run from memory (IB1 from the ring, IB2 from an IB1; CHAIN replaces the
 current IB). Per-queue register state (SET_SH_REG, SET_UCONFIG_REG, WRITE_DATA/COPY_DATA to a
 register) feeds DISPATCH_DIRECT, which runs on the shader core.
@@ -19,70 +20,28 @@ stops, as the CP raises CP_BAD_OPCODE.
 from __future__ import annotations
 
 import array
-from collections import deque
 
 from ...packets import pm4 as P
 from ...packets.common import PacketDecodeError
 from .common import (
     COMPARE_NAMES,
     MASK32,
-    MASK64,
+    PREFETCH_DW,
+    Location,
     QueueError,
     QueueProcessor,
-    Region,
+    RingProcessor,
     Status,
+    atomic_packet,
     compare,
-    region,
+    read_words,
 )
 from .dispatch import EC_REGISTER_INVALID, apply_apertures, state_from_sh_regs, to_shader_regs
-from .fastdecode import PM4Reader
+from .fastdecode import PM4Reader, reader_for
 
 SH_BASE, SH_END = P.SH_REG_WINDOW                 # [0x2C00, 0x3000)
 UCONFIG_BASE, UCONFIG_END = P.UCONFIG_REG_WINDOW  # [0xC000, 0xC400)
 MAX_IB_DEPTH = 2          # IB1 from the ring, IB2 from an IB1 (the CP's two IB levels)
-PREFETCH_DW = 1024        # dwords fetched from a ring or IB per read
-
-# ATOMIC_MEM / SDMA ATOMIC TC_OP codes -> (GPUVM atomic op, operand bytes); the non-returning
-# forms are the returning code + 0x40 (vega10_enum.h / soc21_enum.h TC_OP, facts-pm4.md §3.11).
-_TC_BASE = {
-    0x07: ("swap", 4), 0x08: ("cmpswap", 4), 0x0F: ("add", 4), 0x10: ("sub", 4),
-    0x11: ("smin", 4), 0x12: ("umin", 4), 0x13: ("smax", 4), 0x14: ("umax", 4),
-    0x15: ("and", 4), 0x16: ("or", 4), 0x17: ("xor", 4), 0x18: ("inc", 4), 0x19: ("dec", 4),
-    0x27: ("swap", 8), 0x28: ("cmpswap", 8), 0x2F: ("add", 8), 0x30: ("sub", 8),
-    0x31: ("smin", 8), 0x32: ("umin", 8), 0x33: ("smax", 8), 0x34: ("umax", 8),
-    0x35: ("and", 8), 0x36: ("or", 8), 0x37: ("xor", 8), 0x38: ("inc", 8), 0x39: ("dec", 8),
-}
-TC_OPS: dict[int, tuple[str, int, bool]] = {
-    **{k: (op, size, True) for k, (op, size) in _TC_BASE.items()},
-    **{k + 0x40: (op, size, False) for k, (op, size) in _TC_BASE.items()},
-}
-
-
-def tc_atomic(vm, addr: int, tc_op: int, src: int, cmp: int, what: str) -> tuple[int, int]:
-    """Run TC_OP `tc_op` at `addr` through the VM; returns (old value, operand bytes)."""
-    try:
-        op, size, _ = TC_OPS[tc_op]
-    except KeyError:
-        raise QueueError(f"{what}: atomic op 0x{tc_op:x} is not an integer TC_OP the simulator "
-                         "executes (float and cache-control ops are not modelled)") from None
-    if addr % size:
-        raise QueueError(f"{what}: address 0x{addr:x} is not {size}-byte aligned")
-    mask = MASK32 if size == 4 else MASK64
-    return vm.atomic(addr, op, src & mask, cmp & mask, size), size
-
-
-def loop_may_succeed(vm, addr: int, tc_op: int, cmp: int) -> bool:
-    """For a looping compare-swap: read first and only try the atomic when the compare can
-    hit. A failed try would otherwise be a write (waking every waiter, itself included) and
-    the loop would spin; the read also gives a racing CPU write a chance to land."""
-    entry = TC_OPS.get(tc_op)
-    if entry is None or entry[0] != "cmpswap":
-        return True
-    size = entry[1]
-    if addr % size:
-        return True                      # let tc_atomic report the misalignment
-    value = vm.read_u32(addr) if size == 4 else vm.read_u64(addr)
-    return value == cmp & (MASK32 if size == 4 else MASK64)
 
 
 def packet_dwords(header: int) -> int:
@@ -95,20 +54,6 @@ def packet_dwords(header: int) -> int:
             return 1
         return count + 2
     return 1
-
-
-def _words(data: bytes) -> list[int]:
-    return array.array("I", data).tolist()
-
-
-_READERS: dict[int, PM4Reader] = {}
-
-
-def _reader(target) -> PM4Reader:
-    r = _READERS.get(id(target))
-    if r is None or r.target is not target:
-        r = _READERS[id(target)] = PM4Reader(target)
-    return r
 
 
 class _Frame:
@@ -136,13 +81,13 @@ class PM4Executor:
         self.vm = proc.vm
         self.target = proc.target
         self.engine = proc.engine
-        self.reader = _reader(proc.target)
+        self.reader: PM4Reader = reader_for(PM4Reader, proc.target)
         self.sh: dict[int, int] = {}          # SH register offset -> value
         self.uconfig: dict[int, int] = {}     # UCONFIG register offset -> value
         self.frames: list[_Frame] = []
         self.atomic_return = 0                 # last ATOMIC_MEM returned value (COPY_DATA src 6)
         self.wait_reason = ""
-        self.loc: tuple | None = None          # (where-function, offset) of the current packet
+        self.loc: Location | None = None       # where the current packet is
 
     @property
     def where(self) -> str:
@@ -167,6 +112,7 @@ class PM4Executor:
         off = 0
         n = len(words)
         read = self.reader.read
+        pred_exec = P.PredExec
         while off < n and len(out) < limit:
             if skip:
                 k = min(skip, n - off)
@@ -185,7 +131,7 @@ class PM4Executor:
                                  f"0x{words[off]:08x}): {e.reason}") from None
             out.append(((cls, fields), (where, base + off * scale), off, ndw))
             off += ndw
-            if cls is P.PredExec and not fields[1] & 1:
+            if cls is pred_exec and not fields[1] & 1:
                 # One simulated XCC (logical XCC 0): the governed dwords run only when its bit
                 # (VIRTUAL_XCC_ID_SELECT bit 0) is selected.
                 skip = fields[0]
@@ -212,8 +158,7 @@ class PM4Executor:
                 frames.pop()
                 continue
             base, level = f.addr, f.level
-            words = _words(vm.read(base, min(f.end - base, 4 * PREFETCH_DW)))
-
+            words = read_words(vm, base, min((f.end - base) >> 2, PREFETCH_DW))
             where = f.where
             pkts, used, skip = self.parse(words, budget - done, where, f.skip, base, 4)
             if not pkts and used == 0:
@@ -222,7 +167,7 @@ class PM4Executor:
                     raise QueueError(f"{where(base)}: packet (header 0x{words[0]:08x}) of {need} "
                                      f"dwords runs past the end of its indirect buffer at "
                                      f"{f.end:#x}")
-                words = _words(vm.read(base, 4 * need))
+                words = read_words(vm, base, need)
                 pkts, used, skip = self.parse(words, 1, where, f.skip, base, 4)
             if not pkts:                     # only skipped dwords
                 f.addr = base + 4 * used
@@ -475,18 +420,10 @@ def _dma_data(ex: PM4Executor, f: tuple, level: int) -> bool:
 
 def _atomic_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
     tc_op, command, addr, src, cmp = f
-    if command == 1 and not loop_may_succeed(ex.vm, addr, tc_op, cmp):
-        ex.wait_reason = (f"ATOMIC_MEM compare-swap loop at 0x{addr:x}: value != compare "
-                          f"0x{cmp:x}")
+    old = atomic_packet(ex, addr, tc_op, src, cmp, command == 1, f"{ex.where}: ATOMIC_MEM")
+    if old is None:                      # COMMAND 1: loop until the compare succeeds
         return False
-    old, size = tc_atomic(ex.vm, addr, tc_op, src, cmp, f"{ex.where}: ATOMIC_MEM")
     ex.atomic_return = old
-    if command == 1 and TC_OPS[tc_op][0] == "cmpswap":
-        cmp &= MASK32 if size == 4 else MASK64
-        if old != cmp:                   # loop until the compare succeeds
-            ex.wait_reason = (f"ATOMIC_MEM compare-swap loop at 0x{addr:x}: value 0x{old:x} "
-                              f"!= compare 0x{cmp:x}")
-            return False
     return True
 
 
@@ -513,114 +450,50 @@ _HANDLERS = {
 }
 
 
-class PM4Processor(QueueProcessor):
-    """A PM4 compute queue: ring fetch, IB execution, read-pointer write-back."""
+class PM4Processor(RingProcessor):
+    """A PM4 compute queue: ring fetch (pointers in dwords), IB execution, read-pointer
+    write-back (RingProcessor)."""
 
     kind = "pm4"
+    ENGINE = "PM4"
+    UNIT = 4
+    UNIT_NAME = "dword"
 
     def __init__(self, engine, queue) -> None:
         super().__init__(engine, queue)
         self.ex = PM4Executor(self)
-        self.rptr = 0             # dword pointer after the last fetched packet (monotonic)
-        self.pending: deque = deque()   # fetched packets not executed yet (after a WAIT)
-        self.reported = 0         # read pointer last written to rptr_addr
-        self._ring: Region | None = None
-        self._rptr: Region | None = None
+        self.ib_frames = self.ex.frames
         self.skip = 0             # PRED_EXEC dwords of the ring still to skip
 
     def sq_interrupt(self, ctx_id: int) -> None:
         """s_sendmsg MSG_INTERRUPT from a wave of this queue (24 bits, facts-kfd.md §4 I3)."""
         self.queue.process.signal_interrupt(self.device, "sq_msg", ctx_id & 0xFFFFFF)
 
-    def _wptr(self) -> int:
-        q = self.queue
-        value = getattr(q, "doorbell_value", None)
-        if value is None:
-            value = self.vm.read_u64(q.wptr_addr)
-        return value & MASK64
+    def parse(self, words: list[int], limit: int, rptr: int) -> tuple[list, int]:
+        pkts, used, self.skip = self.ex.parse(words, limit, self.where_ring, self.skip, rptr)
+        return pkts, used
 
-    def _ring_words(self, start: int, n: int) -> list[int]:
-        q = self.queue
-        ring = self._ring = region(self._ring, self.vm, q.ring_base, q.ring_size, False)
-        return ring.words(4 * (start % (q.ring_size >> 2)), n)
+    def packet_dwords(self, words: list[int], off: int) -> int:
+        return packet_dwords(words[off])
 
-    def run(self, budget: int) -> Status:
-        try:
-            return self._run(budget)
-        finally:
-            self._report_rptr()
-
-    def _run(self, budget: int) -> Status:
+    def run_ib(self, budget: int) -> tuple[Status, int]:
         ex = self.ex
-        pending = self.pending
-        done = 0
-        while done < budget:
-            if ex.frames:
-                status, k = ex.run_frames(budget - done)
-                done += k
-                self.completed += k
-                if status is not Status.IDLE:
-                    self.wait_reason = ex.wait_reason
-                    return status
-                continue
-            if pending:
-                pkt, ex.loc = pending[0]
-                if not ex.execute(pkt, 0):
-                    self.wait_reason = ex.wait_reason
-                    return Status.WAIT
-                pending.popleft()
-                done += 1
-                self.completed += 1
-                continue
-            if not self._fetch(budget - done):
-                return Status.IDLE
-        return Status.PROGRESS
+        status, k = ex.run_frames(budget)
+        if status is Status.WAIT:
+            self.wait_reason = ex.wait_reason
+        return status, k
 
-    def _fetch(self, limit: int) -> bool:
-        """Fetch up to `limit` complete packets into `pending`. False when nothing is
-        available (ring empty or a packet only partly published)."""
-        wptr = self._wptr()
-        rptr = self.rptr
-        avail = wptr - rptr
-        if avail <= 0:
-            return False
-        ring_dw = self.queue.ring_size >> 2
-        if avail > ring_dw:
-            raise QueueError(f"PM4 queue {self.queue.queue_id}: write pointer {wptr:#x} is "
-                             f"{avail} dwords ahead of the read pointer {rptr:#x}, more than "
-                             f"the {ring_dw}-dword ring holds")
-        words = self._ring_words(rptr, min(avail, PREFETCH_DW))
-        where = self._where
-        pkts, used, skip = self.ex.parse(words, limit, where, self.skip, rptr)
-        if not pkts and used == 0:
-            need = packet_dwords(words[0])
-            if need > avail:
-                return False             # the rest of the packet is not published yet
-            words = self._ring_words(rptr, need)
-            pkts, used, skip = self.ex.parse(words, 1, where, self.skip, rptr)
-        if used == 0:
-            return False
-        self.skip = skip
-        self.rptr = rptr + used
-        self.pending.extend([(p[0], p[1]) for p in pkts])
-        return True
-
-    def _where(self, pos: int) -> str:
-        return (f"PM4 packet at ring dword {pos % (self.queue.ring_size >> 2):#x} "
-                f"(rptr {pos:#x})")
-
-    def _report_rptr(self) -> None:
-        """Write the read pointer (64-bit dwords) to rptr_addr when it moved. The CP reports
-        the read pointer of the packets it fetched; like its RPTR_BLOCK_SIZE reporting, the
-        simulator writes it once per turn, after the fetched packets ran or started waiting."""
-        if self.rptr != self.reported:
-            self.reported = self.rptr
-            rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
-            rp.store(0, (self.rptr & MASK64).to_bytes(8, "little"))
+    def execute(self, packet: tuple, loc: Location) -> bool:
+        ex = self.ex
+        ex.loc = loc
+        cls, fields = packet
+        if _HANDLERS[cls](ex, fields, 0):
+            return True
+        self.wait_reason = ex.wait_reason
+        return False
 
     def describe(self) -> str:
-        return (f"PM4 queue {getattr(self.queue, 'queue_id', '?')} (rptr {self.rptr:#x}; "
-                f"{self.ex.where})")
+        return f"{super().describe()}; {self.ex.where}"
 
 
-__all__ = ["PM4Executor", "PM4Processor", "TC_OPS", "packet_dwords", "tc_atomic"]
+__all__ = ["PM4Executor", "PM4Processor", "packet_dwords"]

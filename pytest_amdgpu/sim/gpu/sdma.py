@@ -1,7 +1,8 @@
 """The SDMA engine: one user-mode SDMA (RLC) queue.
 
 Pointers are bytes, 64-bit and monotonic; the doorbell carries the byte write pointer and the
-engine writes its byte read pointer to rptr_addr as it fetches packets (facts-sdma §1.5).
+engine writes its byte read pointer past the packets it fetched to rptr_addr once per turn
+(facts-sdma §1.5; the ring mechanics are common.RingProcessor's, shared with PM4).
 Packets are decoded by part D's `pytest_amdgpu.packets.sdma.decode` for the target's SDMA
 version (4.4 on gfx90a/gfx942, 6.0 on gfx1100). An IB (INDIRECT) runs from memory; SDMA has no
 nested IBs.
@@ -29,94 +30,57 @@ from ...packets.common import PacketDecodeError
 from .common import (
     COMPARE_NAMES,
     MASK64,
+    PREFETCH_DW,
+    Location,
     QueueError,
-    QueueProcessor,
-    Region,
+    RingProcessor,
     Status,
+    atomic_packet,
     compare,
-    region,
+    read_words,
 )
-from .fastdecode import SDMAReader
-from .pm4 import TC_OPS, loop_may_succeed, tc_atomic
+from .fastdecode import SDMAReader, reader_for
 
 log = logging.getLogger("pytest_amdgpu.sim.gpu")
 
-PREFETCH_DW = 1024
 COPY_CHUNK = 1 << 20          # bytes moved per step of a large copy or fill
 RETRY_FOREVER = 0xFFF
 
-# Fixed packet lengths in dwords by op (vega10 / sdma_v6_0_0 pkt_open.h; facts-sdma §1.4).
-_FIXED_DW = {4: 6, 5: 4, 6: 2, 8: 6, 10: 8, 11: 5, 13: 3}
 
-
-def packet_dwords(words: list[int], off: int) -> int:
-    """Dwords of the SDMA packet at `off` (at least what is needed to know its length)."""
-    h = words[off]
-    op = h & 0xFF
-    if op == 0:
-        return ((h >> 16) & 0x3FFF) + 1
-    if op == 1:
-        return 9 if (h >> 27) & 1 else 7
-    if op == 2:
-        if off + 3 >= len(words):
-            return 4
-        return 5 + (words[off + 3] & 0xFFFFF)
-    return _FIXED_DW.get(op, 1)
-
-
-def _words(data: bytes) -> list[int]:
-    return array.array("I", data).tolist()
-
-
-_READERS: dict[int, SDMAReader] = {}
-
-
-def _reader(target) -> SDMAReader:
-    r = _READERS.get(id(target))
-    if r is None or r.target is not target:
-        r = _READERS[id(target)] = SDMAReader(target)
-    return r
-
-
-class SDMAProcessor(QueueProcessor):
-    """An SDMA user queue (KFD_IOC_QUEUE_TYPE_SDMA / SDMA_XGMI / SDMA_BY_ENG_ID)."""
+class SDMAProcessor(RingProcessor):
+    """An SDMA user queue (KFD_IOC_QUEUE_TYPE_SDMA / SDMA_XGMI / SDMA_BY_ENG_ID); pointers in
+    bytes (RingProcessor)."""
 
     kind = "sdma"
+    ENGINE = "SDMA"
+    UNIT = 1
+    UNIT_NAME = "byte"
 
     def __init__(self, engine, queue) -> None:
         super().__init__(engine, queue)
-        self.rptr = 0                 # bytes after the last fetched packet
-        self.pending: list = []       # fetched, not yet executed: (packet, location)
-        self.ib: list | None = None   # [next byte address, end address] of the running IB
-        self.ib_pending: list = []
         self.retries = 0              # failed checks of the current POLL_REGMEM
-        self._ring: Region | None = None
-        self._rptr: Region | None = None
-        self.reader = _reader(self.target)
-        self.loc = ""
+        self.reader: SDMAReader = reader_for(SDMAReader, self.target)
+        self.loc: Location | None = None
 
     def describe(self) -> str:
-        return (f"SDMA queue {getattr(self.queue, 'queue_id', '?')} (rptr {self.rptr:#x} bytes; "
-                f"{self.loc or 'no packet yet'})")
+        return f"{super().describe()}; {self.where}"
 
     # -- fetch -----------------------------------------------------------------------------------
-    def _wptr(self) -> int:
-        q = self.queue
-        value = getattr(q, "doorbell_value", None)
-        if value is None:
-            value = self.vm.read_u64(q.wptr_addr)
-        return value & MASK64
+    def packet_dwords(self, words: list[int], off: int) -> int:
+        return S.packet_dwords(words, off)
 
-    def _ring_words(self, start: int, nbytes: int) -> list[int]:
-        q = self.queue
-        ring = self._ring = region(self._ring, self.vm, q.ring_base, q.ring_size, False)
-        return ring.words(start % q.ring_size, nbytes >> 2)
+    def parse(self, words: list[int], limit: int, rptr: int) -> tuple[list, int]:
+        return self._parse(words, limit, self.where_ring, rptr, 4)
 
-    def _parse(self, words: list[int], limit: int, where) -> tuple[list, int]:
+    def _parse(self, words: list[int], limit: int, where, base: int, scale: int
+               ) -> tuple[list, int]:
+        """Up to `limit` complete packets: ([(packet, location, offset, dwords)], dwords used);
+        a location is (where, base + offset * scale)."""
         out = []
         off = 0
         n = len(words)
         read = self.reader.read
+        packet_dwords = S.packet_dwords
         while off < n and len(out) < limit:
             need = packet_dwords(words, off)
             if off + need > n:
@@ -126,95 +90,41 @@ class SDMAProcessor(QueueProcessor):
             except PacketDecodeError as e:
                 if out:
                     break
-                raise QueueError(f"{where(off)}: malformed SDMA packet (header "
+                raise QueueError(f"{where(base + off * scale)}: malformed SDMA packet (header "
                                  f"0x{words[off]:08x}): {e.reason}") from None
-            out.append((pkt, (where, off), off, need))
+            out.append((pkt, (where, base + off * scale), off, need))
             off += need
         return out, off
 
-    def _fetch(self, limit: int) -> bool:
-        wptr = self._wptr()
-        avail = wptr - self.rptr
-        if avail <= 0:
-            return False
-        q = self.queue
-        if avail > q.ring_size:
-            raise QueueError(f"SDMA queue {q.queue_id}: write pointer {wptr:#x} is {avail} bytes "
-                             f"ahead of the read pointer {self.rptr:#x}, more than the "
-                             f"{q.ring_size}-byte ring holds")
-        if self.rptr % 4 or avail % 4:
-            raise QueueError(f"SDMA queue {q.queue_id}: write pointer {wptr:#x} is not dword "
-                             "aligned (SDMA packets are whole dwords)")
-        rptr = self.rptr
-        size = q.ring_size
+    # -- indirect buffers ------------------------------------------------------------------------
+    @staticmethod
+    def _where_ib(addr: int) -> str:
+        return f"SDMA packet in IB at {addr:#x}"
 
-        def where(off: int) -> str:
-            return f"SDMA packet at ring byte {(rptr + 4 * off) % size:#x} (rptr {rptr + 4 * off:#x})"
-
-        words = self._ring_words(rptr, min(avail, 4 * PREFETCH_DW))
-        pkts, used = self._parse(words, limit, where)
-        if not pkts:
-            need = packet_dwords(words, 0)
-            if 4 * need > avail:
-                return False             # the rest of the packet is not published yet
-            words = self._ring_words(rptr, 4 * need)
-            pkts, used = self._parse(words, 1, where)
-        self.rptr = rptr + 4 * used
-        rp = self._rptr = region(self._rptr, self.vm, q.rptr_addr, 8, True)
-        rp.store(0, (self.rptr & MASK64).to_bytes(8, "little"))
-        self.pending.extend((p, here) for p, here, _o, _n in pkts)
-        return True
-
-    # -- main loop -------------------------------------------------------------------------------
-    def run(self, budget: int) -> Status:
+    def run_ib(self, budget: int) -> tuple[Status, int]:
+        """Run the IB in `ib_frames` ([next byte address, end address]; SDMA IBs do not
+        nest)."""
+        ib = self.ib_frames[0]
         done = 0
-        while done < budget:
-            if self.ib is not None:
-                status, k = self._run_ib(budget - done)
-                done += k
-                self.completed += k
-                if status is not Status.IDLE:
-                    return status
-                continue
-            if self.pending:
-                pkt, here = self.pending[0]
-                self.loc = here
-                if not self.execute(pkt, in_ib=False):
-                    return Status.WAIT
-                self.pending.pop(0)
-                done += 1
-                self.completed += 1
-                continue
-            if not self._fetch(budget - done):
-                return Status.IDLE
-        return Status.PROGRESS
-
-    def _run_ib(self, budget: int) -> tuple[Status, int]:
-        done = 0
-        addr, end = self.ib
+        addr, end = ib
         while addr < end:
             if done >= budget:
-                self.ib[0] = addr
+                ib[0] = addr
                 return Status.PROGRESS, done
             base = addr
-
-            def where(off: int, base=base) -> str:
-                return f"SDMA packet in IB at {base + 4 * off:#x}"
-
-            words = _words(self.vm.read(base, min(end - base, 4 * PREFETCH_DW)))
-            pkts, _used = self._parse(words, budget - done, where)
+            words = read_words(self.vm, base, min((end - base) >> 2, PREFETCH_DW))
+            pkts, _used = self._parse(words, budget - done, self._where_ib, base, 4)
             if not pkts:
-                need = packet_dwords(words, 0)
-                raise QueueError(f"{where(0)}: packet (header 0x{words[0]:08x}) of {need} dwords "
-                                 f"runs past the end of its IB at {end:#x}")
+                need = S.packet_dwords(words, 0)
+                raise QueueError(f"{self._where_ib(base)}: packet (header 0x{words[0]:08x}) of "
+                                 f"{need} dwords runs past the end of its IB at {end:#x}")
             for pkt, here, off, n in pkts:
-                self.loc = here
-                if not self.execute(pkt, in_ib=True):
-                    self.ib[0] = base + 4 * off
+                if not self.execute(pkt, here, in_ib=True):
+                    ib[0] = base + 4 * off
                     return Status.WAIT, done
                 addr = base + 4 * (off + n)
                 done += 1
-        self.ib = None
+        self.ib_frames.clear()
         return Status.IDLE, done
 
     # -- packets ---------------------------------------------------------------------------------
@@ -225,10 +135,11 @@ class SDMAProcessor(QueueProcessor):
         fn, off = self.loc
         return fn(off)
 
-    def execute(self, pkt: tuple, *, in_ib: bool) -> bool:
+    def execute(self, packet: tuple, loc: Location, *, in_ib: bool = False) -> bool:
         """Execute one read SDMA packet ((class, fields) from the reader); False = it must
         wait (re-run later)."""
-        t, p = pkt
+        self.loc = loc
+        t, p = packet
         vm = self.vm
         if t is S.SdmaNop:
             return True
@@ -264,25 +175,14 @@ class SDMAProcessor(QueueProcessor):
             vm.write_u64(p.addr & ~7, self.engine.clock())
             return True
         if t is S.SdmaAtomic:
-            if p.loop and not loop_may_succeed(vm, p.addr, p.atomic_op, p.cmp_data):
-                self.wait_reason = (f"SDMA ATOMIC compare-swap loop at 0x{p.addr:x}: value != "
-                                    f"compare 0x{p.cmp_data:x}")
-                return False
-            old, size = tc_atomic(vm, p.addr, p.atomic_op, p.src_data, p.cmp_data,
-                                  f"{self.where}: SDMA ATOMIC")
-            if p.loop and TC_OPS[p.atomic_op][0] == "cmpswap":
-                cmp = p.cmp_data & ((1 << (8 * size)) - 1)
-                if old != cmp:
-                    self.wait_reason = (f"SDMA ATOMIC compare-swap loop at 0x{p.addr:x}: value "
-                                        f"0x{old:x} != compare 0x{cmp:x}")
-                    return False
-            return True
+            return atomic_packet(self, p.addr, p.atomic_op, p.src_data, p.cmp_data, bool(p.loop),
+                                 f"{self.where}: SDMA ATOMIC") is not None
         if t is S.SdmaIndirect:
             if in_ib:
                 raise QueueError(f"{self.where}: INDIRECT inside an IB (SDMA IBs do not nest)")
             if p.ib_size:
                 base = p.addr & ~31       # the IB base is 32-byte aligned (kernel masks it)
-                self.ib = [base, base + 4 * p.ib_size]
+                self.ib_frames.append([base, base + 4 * p.ib_size])
             return True
         raise QueueError(f"{self.where}: {t.MNEMONIC} is not executed by the simulated SDMA "
                          "engine")

@@ -231,3 +231,68 @@ def test_kernel_descriptor_unmapped_is_a_vm_fault(rig942):
     assert res.status == "complete"
     mem = res.data[0].memory
     assert mem.va == kd & ~0xFFF and mem.not_present and mem.gpu_id == rig942.gpu_id
+
+
+# The error code the CP stores into amd_queue_t.queue_inactive_signal when it stops an AQL
+# queue, as ROCR's AqlQueue::DynamicScratchHandler (amd_aql_queue.cpp) decodes it: 2 invalid
+# dimension, 4 invalid group memory, 8 invalid (or NULL) code object, 32 invalid packet format
+# (generic), 64 group too large, 256 invalid vendor-specific packet.
+QUEUE_ERROR_CODE = {
+    "zero_dims": 2, "grid_zero": 2, "unused_dim_not_1": 2,
+    "group_segment_too_big": 4,
+    "null_kernel_object": 8, "kd_reserved_bytes": 8, "kd_reserved_props": 8,
+    "reserved_type": 32,
+    "wg_over_1024": 64,
+    "vendor_format": 256,
+}
+
+
+@pytest.mark.parametrize("bad", sorted(QUEUE_ERROR_CODE))
+def test_queue_inactive_signal_gets_the_error_code(rig942, bad):
+    """The stopped queue's queue_inactive_signal (amd_queue_t + 192) holds the CP error code and
+    its event mailbox interrupt fires, which is how ROCR learns why the queue stopped."""
+    rig = rig942
+    q = rig.queue("aql")
+    s = Signals(rig)
+    code = rig.alloc(4096, executable=True)
+    code.write(0, kernel_descriptor())
+    code.write(64, kernel_descriptor(res0=1))
+    code.write(128, kernel_descriptor(props=0x000A | 1 << 13))
+    ev = rig.event()
+    inactive = s.new(0, mailbox=rig.slot_addr(ev), event_id=ev.event_id)
+    q.amd_queue.set_u64(A.AMD_QUEUE.queue_inactive_signal, inactive)
+    q.submit_aql(BAD[bad](code.gpu))
+    assert rig.wait_events([ev.event_id]).status == "complete"
+    assert s.value(inactive) == QUEUE_ERROR_CODE[bad]
+
+
+def test_bad_pm4_in_a_vendor_ib_is_an_invalid_vendor_packet(rig942):
+    """A PM4-IB whose IB holds an undecodable PM4 packet stops the queue with error 256."""
+    rig = rig942
+    q = rig.queue("aql")
+    s = Signals(rig)
+    ib = rig.alloc(4096)
+    ib.write(0, struct.pack("<2I", 0xC0000100, 0))      # PM4 opcode 0x01: not a packet
+    ev = rig.event()
+    inactive = s.new(0, mailbox=rig.slot_addr(ev), event_id=ev.event_id)
+    q.amd_queue.set_u64(A.AMD_QUEUE.queue_inactive_signal, inactive)
+    q.submit_aql(A.Pm4IbPacket.for_ib(ib.gpu, 2))
+    assert rig.wait_events([ev.event_id]).status == "complete"
+    assert s.value(inactive) == 256
+
+
+def test_slots_at_or_past_the_write_index_do_not_run(rig942):
+    """The processor runs the packets below write_dispatch_id: a valid-looking slot past it
+    (a stale or early header) waits until the write index covers it."""
+    q = rig942.queue("aql")
+    s = Signals(rig942)
+    first, early = s.new(1), s.new(1)
+    q.ring.write(64, A.BarrierAndPacket(completion_signal=early).encode())   # slot 1, unreserved
+    q.submit_aql(A.BarrierAndPacket(completion_signal=first))                # slot 0
+    assert poll(lambda: s.value(first) == 0)
+    assert not poll(lambda: s.value(early) == 0, timeout=0.05)
+    assert q.rptr() == 1
+    q.wptr = 2                                     # now reserve and publish slot 1
+    q._publish()
+    assert poll(lambda: s.value(early) == 0)
+    assert poll(lambda: q.rptr() == 2)

@@ -175,9 +175,7 @@ def test_destroy_queue_running_an_endless_kernel(rig942):
     done = rig.alloc(4096)
     q.submit(*k.pm4(rig, 1), P.ReleaseMem(addr=done.gpu, data=1, data_sel=1))
     assert not poll(lambda: done.u32(0) == 1, timeout=0.2)
-    t0 = time.monotonic()
-    q.destroy()
-    assert time.monotonic() - t0 < 10
+    q.destroy()                                   # returns: the dispatch is cancelled
     other = rig.queue("pm4")                      # the device keeps working
     other.submit(P.WriteData(addr=done.gpu + 8, data=(5,)))
     assert poll(lambda: done.u32(8) == 5)

@@ -234,3 +234,14 @@ def test_pm4_register_write_outside_user_windows(rig942):
 
 def test_struct_sizes_used_by_these_tests():
     assert struct.calcsize("<IIIIq20sIIIHHI") == 64              # kernel descriptor
+
+
+def test_packet_longer_than_the_ring_is_a_hw_exception(rig942):
+    """A header whose COUNT makes the packet longer than the whole ring can never be fetched:
+    the queue stops with a HW exception naming it instead of waiting forever."""
+    q = rig942.queue("pm4", ring_size=1024)                 # 256 dwords
+    ev = rig942.event(EV_HW_EXCEPTION)
+    q.submit([0xC0FF1000])                                  # NOP with COUNT 0xFF: 257 dwords
+    assert rig942.wait_events([ev.event_id]).status == "complete"
+    reason = rig942.port.process.queues[q.queue_id].hw_exception
+    assert "257 dwords" in reason and "256-dword ring" in reason

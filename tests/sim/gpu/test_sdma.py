@@ -161,3 +161,25 @@ def test_wrap_around(rig, pad):
         assert poll(lambda i=i: buf.u32(0) == i)
     assert q.wptr > 4 * 1024
     assert poll(lambda: q.rptr() == q.wptr)
+
+
+@pytest.mark.parametrize(("target", "high_bit"), [("gfx942", 22), ("gfx1100", 30)])
+def test_copy_count_width_per_sdma_version(target, high_bit):
+    """COPY_LINEAR COUNT is [21:0] on SDMA 4.4 and [29:0] on SDMA 6.0 (the pkt_open headers'
+    SDMA_PKT_COPY_LINEAR_COUNT_count_mask 0x003FFFFF / 0x3FFFFFFF): a bit above the field is
+    reserved and ignored, so the copy is COUNT + 1 = 64 bytes either way."""
+    from .rig import Rig
+
+    rig = Rig(target)
+    try:
+        q = rig.queue("sdma")
+        buf = rig.alloc(3 * 4096)
+        buf.write(0, bytes(range(128)))
+        # op 1 sub 0 | COUNT | PARAMETER | SRC_ADDR_LO/HI | DST_ADDR_LO/HI (facts-sdma §1.4)
+        words = [1, (1 << high_bit) | 63, 0, buf.gpu & 0xFFFFFFFF, buf.gpu >> 32,
+                 (buf.gpu + 4096) & 0xFFFFFFFF, (buf.gpu + 4096) >> 32]
+        q.submit(words, S.SdmaFence(addr=buf.gpu + 8192, data=1))
+        assert poll(lambda: buf.u32(8192) == 1)
+        assert buf.read(4096, 65) == bytes(range(64)) + b"\0"
+    finally:
+        rig.close()
