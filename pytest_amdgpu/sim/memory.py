@@ -31,6 +31,7 @@ import numpy as np
 
 from ..kfd import _syscall
 from ..kfd.abi import lib
+from .atomic_ops import combine_scalar
 
 if TYPE_CHECKING:  # pragma: no cover
     from .device import SimDevice
@@ -330,14 +331,8 @@ _EMPTY = _Table([])
 _U8 = np.uint8
 
 
-def _signed(v: int, bits: int) -> int:
-    return v - (1 << bits) if v & (1 << (bits - 1)) else v
-
-
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_UINT_DT = {4: np.uint32, 8: np.uint64}
-_FLOAT_DT = {4: np.float32, 8: np.float64}
 
 
 class GPUVM:
@@ -531,8 +526,7 @@ class GPUVM:
         """
         if size not in (4, 8):
             raise ValueError(f"atomic size must be 4 or 8, not {size}")
-        bits = size * 8
-        mask = (1 << bits) - 1
+        mask = (1 << (size * 8)) - 1
         m = self._span_checked(addr, size, True)
         o = addr - m.start
         host_addr = m.array.ctypes.data + o
@@ -543,7 +537,7 @@ class GPUVM:
         # and against CPU atomics on the same address (KFDTest "Atomics" races the two).
         old = load(host_addr)
         while True:
-            new = _atomic_result(op, old, s, cmp & mask, bits, size) & mask
+            new = combine_scalar(op, old, s, cmp & mask, size)
             if new == old:
                 return old            # nothing changes: a failed cmpswap writes nothing
             found = cas(host_addr, old, new)
@@ -936,41 +930,3 @@ class MemoryManager:
                         for m in ms:
                             peer.vm.remove(m)
                 self.release(pdd, bo)
-
-
-def _atomic_result(op: str, old: int, s: int, cmp: int, bits: int, size: int) -> int:
-    """The value an L2 atomic `op` stores over `old` (before masking to the width)."""
-    if op == "add":
-        return old + s
-    if op == "sub":
-        return old - s
-    if op == "and":
-        return old & s
-    if op == "or":
-        return old | s
-    if op == "xor":
-        return old ^ s
-    if op == "swap":
-        return s
-    if op == "cmpswap":
-        return s if old == cmp else old
-    if op == "umin":
-        return min(old, s)
-    if op == "umax":
-        return max(old, s)
-    if op in ("smin", "min"):
-        return old if _signed(old, bits) <= _signed(s, bits) else s
-    if op in ("smax", "max"):
-        return old if _signed(old, bits) >= _signed(s, bits) else s
-    if op == "inc":
-        return 0 if old >= s else old + 1
-    if op == "dec":
-        return s if (old == 0 or old > s) else old - 1
-    if op in ("fadd", "fmin", "fmax"):
-        ut, ft = _UINT_DT[size], _FLOAT_DT[size]
-        a = np.array(old, dtype=ut).view(ft)
-        b = np.array(s, dtype=ut).view(ft)
-        with np.errstate(all="ignore"):         # overflow to inf, NaN: as the hardware
-            r = a + b if op == "fadd" else (np.fmin(a, b) if op == "fmin" else np.fmax(a, b))
-        return int(np.asarray(r, dtype=ft).view(ut))
-    raise ValueError(f"unknown atomic op {op!r}")
