@@ -6,9 +6,10 @@ stored, the doorbell rung through `port.doorbell`.
 
 - throughput: a ring full of WRITE_DATA (1 data dword), one doorbell, until the read pointer
   reaches the write pointer and the last value is visible; also RELEASE_MEM and a 50/50 mix.
-- round trip: one RELEASE_MEM (32-bit data) per submit, the CPU polls the destination with an
-  acquire load, yielding the CPU between polls (os.sched_yield: the GPU thread needs the GIL;
-  note time.sleep(0) costs ~55 us on this machine); median and p99 over `-n` submits.
+- round trip: one RELEASE_MEM (32-bit data) per submit, the CPU polls the destination in C
+  without the GIL (`_syscall.wait_value`, what `Signal.wait` does; `--wait yield` polls from
+  Python with os.sched_yield between loads, `--wait spin` holds the GIL); median and p99 over
+  `-n` submits.
 - idle: CPU time used by the process while the engine has nothing to do, and with one queue
   blocked forever on WAIT_REG_MEM (the backed-off poll).
 
@@ -131,7 +132,7 @@ def throughput(s: Setup, kind: str, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def round_trip(s: Setup, n: int, wait: str = "yield") -> list[float]:
+def round_trip(s: Setup, n: int, wait: str = "c") -> list[float]:
     t = s.target
     addr = s.data + 8
     blobs = [blob([P.ReleaseMem(addr=s.data_gpu + 8, data=i + 1, data_sel=1)], t)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="gfx942")
     ap.add_argument("-n", type=int, default=2000, help="round trips")
     ap.add_argument("--packets", type=int, default=8000, help="packets per throughput run")
-    ap.add_argument("--wait", choices=("yield", "c", "spin"), default="yield",
+    ap.add_argument("--wait", choices=("yield", "c", "spin"), default="c",
                     help="how the CPU waits for the value: poll + sched_yield, poll in C "
                          "without the GIL, or a pure spin holding the GIL")
     ap.add_argument("--busy-switch-interval", type=float, default=None, metavar="SECONDS",

@@ -20,11 +20,23 @@
  *   cas64(addr, expected, desired), cas32(...) -> the value found (== expected on success):
  *     a real compare-and-swap, so simulated GPU atomics are atomic against CPU atomics too
  *   fetch_add64(addr, value), fetch_add32(addr, value) -> old value
- *   wait_change64(addr, old, timeout_ns) -> value: poll a 64-bit word until it differs from
- *     `old` or the timeout passes, yielding the CPU, without holding the GIL
  *   wait_value(addr, width, mask, ref, cond, timeout_ns) -> value: poll until
  *     (value & mask) <cond> ref (cond 0 always, 1 <, 2 <=, 3 ==, 4 !=, 5 >=, 6 > on the
  *     signed 64-bit value; unsigned for width 4) or the timeout, without holding the GIL
+ *   device_poll(addr, old, timeout_ns) -> value: poll a 64-bit word until it differs from
+ *     `old` or the timeout passes, yielding the CPU, without holding the GIL; for a thread of
+ *     an in-process device model (the simulated GPU) waiting for a doorbell, see "GIL
+ *     hand-off" below
+ *   device_running(delta): such a thread starts (+1) or stops (-1) running Python
+ *
+ * GIL hand-off. A host thread that waits for a value an in-process device thread writes, and
+ * that device thread, pass the GIL back and forth once per round trip. Taking a GIL its holder
+ * is about to release costs a futex sleep and wake-up (~20 us each way here), more than the
+ * work itself. So each side waits, spinning without the GIL for at most HANDOFF_NS, until the
+ * other has let go: a host's wait_value that succeeded waits while device threads still run
+ * Python (they are finishing the turn that wrote the value); a device_poll that saw a doorbell
+ * waits until a host thread is inside wait_value (the host has finished its submit). Without
+ * device threads (real hardware) both counters stay 0 and nothing waits.
  *   cas_many(base, offsets, expected, desired, found, width) -> failures: one CAS per entry
  *     (numpy buffers: offsets uint64, the others uint32/uint64 by width); found[i] receives
  *     the value seen, == expected[i] where the swap happened
@@ -424,12 +436,46 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static PyObject *py_wait_change64(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+#define HANDOFF_NS 50000ull
+static int host_waiters;        /* host threads inside wait_value */
+static int device_threads;      /* device-model threads running Python (device_running) */
+
+/* Spin (yielding) without the GIL until *counter == 0 (want_zero) or != 0, HANDOFF_NS at most. */
+static void handoff(const int *counter, int want_zero)
+{
+    uint64_t until = 0;
+    for (;;) {
+        int n = __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+        if ((n == 0) == want_zero)
+            return;
+        uint64_t t = now_ns();
+        if (!until)
+            until = t + HANDOFF_NS;
+        else if (t >= until)
+            return;
+        sched_yield();
+    }
+}
+
+static PyObject *py_device_running(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long delta;
+    if (nargs != 1 || ((delta = PyLong_AsLong(args[0])) == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "device_running(delta)");
+        return NULL;
+    }
+    __atomic_fetch_add(&device_threads, (int)delta, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_device_poll(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t addr, old, timeout, v;
-    if (parse3(args, nargs, "wait_change64(addr, old, timeout_ns)", &addr, &old, &timeout) < 0)
+    if (parse3(args, nargs, "device_poll(addr, old, timeout_ns)", &addr, &old, &timeout) < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
+    __atomic_fetch_sub(&device_threads, 1, __ATOMIC_SEQ_CST);
     uint64_t deadline = now_ns() + timeout;
     for (;;) {
         v = __atomic_load_n((volatile uint64_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
@@ -437,6 +483,9 @@ static PyObject *py_wait_change64(PyObject *self, PyObject *const *args, Py_ssiz
             break;
         sched_yield();
     }
+    if (v != old)
+        handoff(&host_waiters, 0);
+    __atomic_fetch_add(&device_threads, 1, __ATOMIC_SEQ_CST);
     Py_END_ALLOW_THREADS
     return PyLong_FromUnsignedLongLong(v);
 }
@@ -470,10 +519,11 @@ static PyObject *py_wait_value(PyObject *self, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_ValueError, "wait_value: width must be 4 or 8, cond 0..6");
         return NULL;
     }
+    int ok = 0;
     Py_BEGIN_ALLOW_THREADS
+    __atomic_fetch_add(&host_waiters, 1, __ATOMIC_SEQ_CST);
     uint64_t deadline = now_ns() + timeout;
     for (;;) {
-        int ok;
         if (width == 8) {
             v = __atomic_load_n((volatile uint64_t *)(uintptr_t)addr, __ATOMIC_ACQUIRE);
             ok = compare((int)cond, (int64_t)(v & mask), (int64_t)ref);
@@ -486,6 +536,9 @@ static PyObject *py_wait_value(PyObject *self, PyObject *const *args, Py_ssize_t
             break;
         sched_yield();
     }
+    __atomic_fetch_sub(&host_waiters, 1, __ATOMIC_SEQ_CST);
+    if (ok)
+        handoff(&device_threads, 1);
     Py_END_ALLOW_THREADS
     return PyLong_FromUnsignedLongLong(v);
 }
@@ -508,8 +561,10 @@ static PyMethodDef methods[] = {
     FASTCALL("cas32", py_cas32, "cas32(addr, expected, desired) -> value found"),
     FASTCALL("fetch_add64", py_fetch_add64, "fetch_add64(addr, value) -> old value"),
     FASTCALL("fetch_add32", py_fetch_add32, "fetch_add32(addr, value) -> old value"),
-    FASTCALL("wait_change64", py_wait_change64,
-             "wait_change64(addr, old, timeout_ns) -> value (GIL released)"),
+    FASTCALL("device_poll", py_device_poll,
+             "device_poll(addr, old, timeout_ns) -> value (a device thread's doorbell poll)"),
+    FASTCALL("device_running", py_device_running,
+             "device_running(delta): a device-model thread starts/stops running Python"),
     FASTCALL("wait_value", py_wait_value,
              "wait_value(addr, width, mask, ref, cond, timeout_ns) -> value (GIL released)"),
     FASTCALL("cas_many", py_cas_many,

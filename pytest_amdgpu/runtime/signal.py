@@ -19,6 +19,7 @@ pointer.
 from __future__ import annotations
 
 import operator
+import struct
 import threading
 import time
 import weakref
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GPUTimeoutError, UsageError
 from ..kfd import _syscall
 from ..packets import aql as _aql
-from ._util import backoff, check_int, load64, resolve_timeout, store32, store64
+from ._util import backoff, check_int, load64, resolve_timeout, store64, write_bytes
 from .event import Event
 from .process import WAIT_SLICE
 
@@ -45,10 +46,12 @@ CONDITIONS: dict[str, Callable[[int, int], bool]] = {
 }
 # Comparison codes of _syscall.wait_value (the C poll that runs without the GIL).
 _C_CONDITIONS = {"<": 1, "<=": 2, "==": 3, "!=": 4, ">=": 5, ">": 6}
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 SPIN_FIRST = 200e-6               # a polling wait first polls in C this long, GIL released
 EXCEPTION_CHECK_INTERVAL = 2e-3   # first exception poll of a polling wait (seconds) …
 EXCEPTION_CHECK_MAX = 50e-3       # … growing to this, so long waits do not flood the trace
 MAX_REMEMBERED_QUEUES = 4
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 _SIG = _aql.AMD_SIGNAL
@@ -58,6 +61,25 @@ _VALUE = _SIG.value
 _MAILBOX = _SIG.event_mailbox_ptr
 _EVENT_ID = _SIG.event_id
 AMD_SIGNAL_KIND_USER = int(_aql.SignalKind.USER)
+
+
+def _image_struct() -> tuple[struct.Struct, Callable[[tuple[int, int, int, int]], tuple]]:
+    """The whole amd_signal_t as one struct — kind, value, event_mailbox_ptr (64-bit each) and
+    event_id (32-bit) at their layout offsets, every other byte 0 — so a new signal's slot is
+    written with one copy instead of a store per field; and the function that orders
+    (kind, value, mailbox, event_id) as the struct packs them."""
+    fields = [(_KIND, "Q"), (_VALUE, "Q"), (_MAILBOX, "Q"), (_EVENT_ID, "I")]
+    order = sorted(range(len(fields)), key=lambda i: fields[i][0])
+    fmt, pos = "<", 0
+    for offset, code in (fields[i] for i in order):
+        if offset < pos:
+            raise AssertionError("amd_signal_t fields overlap")
+        fmt += f"{offset - pos}x{code}" if offset > pos else code
+        pos = offset + struct.calcsize("<" + code)
+    return struct.Struct(fmt + f"{SIGNAL_SIZE - pos}x"), operator.itemgetter(*order)
+
+
+_IMAGE, _IMAGE_ORDER = _image_struct()
 
 
 def _signed64(value: int) -> int:
@@ -147,18 +169,16 @@ class Signal:
         self.event: Event | None = None
         self.address = self.process.alloc_signal_slot()
         try:
-            store64(self.address + _KIND, AMD_SIGNAL_KIND_USER)
-            store64(self.address + _VALUE, initial)
-            store64(self.address + _MAILBOX, 0)
-            store32(self.address + _EVENT_ID, 0)
-            for off in range(_EVENT_ID + 4, SIGNAL_SIZE, 4):
-                store32(self.address + off, 0)
+            mailbox = event_id = 0
             if interrupt:
                 self.event = Event(device, "signal", auto_reset=True, internal=True,
                                    owner=self)
                 assert self.event.mailbox_address is not None
-                store64(self.address + _MAILBOX, self.event.mailbox_address)
-                store32(self.address + _EVENT_ID, self.event.event_id)
+                mailbox, event_id = self.event.mailbox_address, self.event.event_id
+            # the whole slot in one copy; packets that use the signal are published after it
+            # with a release store, which orders this write before them
+            write_bytes(self.address, _IMAGE.pack(*_IMAGE_ORDER(
+                (AMD_SIGNAL_KIND_USER, initial & _MASK64, mailbox, event_id))))
         except BaseException:
             if self.event is not None:
                 self.event.destroy()
@@ -225,17 +245,19 @@ class Signal:
         was last submitted on, with their pointers and decoded rings) or GPUFaultError /
         HWExceptionError when the GPU reports an exception meanwhile.
         """
-        self._check("wait")
-        value = check_int("value", value, minimum=-(1 << 63), maximum=(1 << 64) - 1)
+        if self._freed:
+            self._check("wait")
+        if value.__class__ is not int or not -(1 << 63) <= value <= _MASK64:
+            value = check_int("value", value, minimum=-(1 << 63), maximum=_MASK64)
         target = _signed64(value)
-        test = check_condition(cond)
+        test = CONDITIONS.get(cond) or check_condition(cond)
         seconds = resolve_timeout(timeout)
         if self.event is None:
             # First poll in C with the GIL released: the common fast answer costs no Python
             # work, and a simulated GPU thread can run meanwhile.
             seen = _signed64(_syscall.wait_value(
-                self.address + _VALUE, 8, 0xFFFFFFFFFFFFFFFF, value & 0xFFFFFFFFFFFFFFFF,
-                _C_CONDITIONS[cond], int(min(SPIN_FIRST, seconds) * 1e9)))
+                self.address + _VALUE, 8, _MASK64, value & _MASK64, _C_CONDITIONS[cond],
+                int((SPIN_FIRST if seconds > SPIN_FIRST else seconds) * 1e9)))
             if test(seen, target):
                 return seen
         queues = self.queues
@@ -254,6 +276,9 @@ class Signal:
     # -- bookkeeping --------------------------------------------------------------------------
     def _submitted_on(self, queue: Queue) -> None:
         """Remember `queue` as one this signal was used on (for timeout reports)."""
+        queues = self._queues
+        if queues and queues[-1]() is queue:
+            return              # already the most recent one: nothing would change
         with self._lock:
             self._queues = [r for r in self._queues if r() is not None and r() is not queue]
             self._queues.append(weakref.ref(queue))

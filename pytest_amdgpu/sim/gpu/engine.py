@@ -6,7 +6,9 @@ busy or hung queue does not starve the others. The host never waits for it: a do
 that ran packets, the thread polls for the next doorbell for `SPIN_AFTER_WORK` (yielding the
 CPU; a futex wake-up per doorbell would dominate a submit-and-wait loop) and then sleeps on a
 condition variable; a re-check of a wait that is still unsatisfied is no work and does not
-spin.
+spin. After a doorbell the thread lets the host reach its wait before it takes the GIL, and a
+host whose wait succeeded lets the thread finish its turn first (the GIL hand-off of
+kfd/_syscall.c: each avoided GIL contention saves a futex sleep and wake-up).
 Queues blocked on a memory condition are re-checked when any engine of the machine writes
 memory (`memory_written`) and by a backed-off timer (CPU writes make no notification), capped
 at `MAX_POLL_INTERVAL`, or `LONG_POLL_INTERVAL` once a wait has lasted `LONG_WAIT` (a hang
@@ -29,7 +31,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-import os
 import sys
 import threading
 import time
@@ -50,7 +51,6 @@ MAX_POLL_INTERVAL = 1e-3        # cap of the backed-off poll of waiting queues
 LONG_WAIT = 1.0                 # a queue waiting longer than this is probably hung ...
 LONG_POLL_INTERVAL = 25e-3      # ... and is polled this often (engine writes still wake it)
 SPIN_AFTER_WORK = 300e-6       # poll for the next doorbell this long after work before parking
-YIELD_AFTER_TURN = True         # give the GIL away after each turn (see _executor)
 REMOVE_GRACE = 2.0              # seconds remove_queue waits for a busy queue to let go
 BUSY_SWITCH_INTERVAL = 50e-6    # sys.setswitchinterval while the engine has work
 
@@ -190,7 +190,7 @@ class GPUEngine:
         self._in_shader = 0
         self._observers = 0                        # threads in wait_idle / remove_queue
         # bumped by every doorbell; a memory word so an executor spinning after work can poll
-        # it in C without holding the GIL (kfd._syscall.wait_change64)
+        # it in C without holding the GIL (kfd._syscall.device_poll)
         self._kick_word = np.zeros(1, dtype=np.uint64)
         self._kick_addr = self._kick_word.ctypes.data
         self._spinning = 0
@@ -463,6 +463,7 @@ class GPUEngine:
     def _executor(self) -> None:
         me = threading.get_ident()
         cv = self._cv
+        _syscall.device_running(1)          # see _syscall.c "GIL hand-off"
         cv.acquire()
         try:
             while not self._stop:
@@ -478,7 +479,11 @@ class GPUEngine:
                     if due is None and not any(e.owner is not None for e in self._order):
                         self._set_busy_locked(False)
                     self._parked += 1
-                    cv.wait(None if due is None else max(due - now, 0.0))
+                    _syscall.device_running(-1)
+                    try:
+                        cv.wait(None if due is None else max(due - now, 0.0))
+                    finally:
+                        _syscall.device_running(1)
                     self._parked -= 1
                     continue
                 entry.owner = me
@@ -493,10 +498,6 @@ class GPUEngine:
                 cv.release()
                 try:
                     status = self._run_entry(entry)
-                    if YIELD_AFTER_TURN:
-                        # Let a host thread that polls for this turn's results have the GIL
-                        # now, before the bookkeeping below (cheap when nobody wants it).
-                        os.sched_yield()
                 finally:
                     cv.acquire()
                 entry.owner = None
@@ -533,21 +534,24 @@ class GPUEngine:
         finally:
             self._executors -= 1
             cv.release()
+            _syscall.device_running(-1)
 
     def _spin_locked(self, until: float) -> None:
         """Right after work, poll for the next doorbell for a short while instead of parking:
         a parked thread costs a futex wake-up per doorbell, which dominates the latency of a
         host that submits and waits in a loop. Yields the CPU (and the GIL) every iteration.
 
-        The poll runs in C without the GIL (`_syscall.wait_change64` on the doorbell counter),
-        so a spinning executor never competes with the host thread for the interpreter."""
+        The poll runs in C without the GIL (`_syscall.device_poll` on the doorbell counter),
+        so a spinning executor never competes with the host thread for the interpreter; after a
+        doorbell it lets the host reach its wait before taking the GIL (the hand-off in
+        _syscall.c)."""
         self._spinning += 1
         kick = _syscall.load64(self._kick_addr)
         self._cv.release()
         try:
             left = until - time.monotonic()
             if left > 0 and not self._stop:
-                _syscall.wait_change64(self._kick_addr, kick, int(left * 1e9))
+                _syscall.device_poll(self._kick_addr, kick, int(left * 1e9))
         finally:
             self._cv.acquire()
             self._spinning -= 1
