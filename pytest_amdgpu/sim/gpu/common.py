@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import operator
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MASK32 = 0xFFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+_U64 = struct.Struct("<Q")
 PREFETCH_DW = 1024        # dwords fetched from a ring or an indirect buffer per read
 
 
@@ -153,6 +155,11 @@ class Region:
 
     def store(self, off: int, data: bytes) -> None:
         self.mv[off:off + len(data)] = data
+        self.vm.notify_write()
+
+    def store_u64(self, off: int, value: int) -> None:
+        """A 64-bit little-endian store (a read pointer report)."""
+        _U64.pack_into(self.mv, off, value & MASK64)
         self.vm.notify_write()
 
 
@@ -312,7 +319,7 @@ class RingProcessor(QueueProcessor):
         """Write the read pointer (64-bit) to rptr_addr."""
         self.reported = self.rptr
         rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
-        rp.store(0, (self.rptr & MASK64).to_bytes(8, "little"))
+        rp.store_u64(0, self.rptr)
 
     def describe(self) -> str:
         return (f"{self.ENGINE} queue {getattr(self.queue, 'queue_id', '?')} "
