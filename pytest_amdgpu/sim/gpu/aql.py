@@ -49,9 +49,9 @@ from .dispatch import (
     EC_WORK_GROUP_SIZE_INVALID,
     MAX_USER_SGPRS,
     MAX_WORKGROUP_SIZE,
+    VALUE_FIELDS,
     DispatchState,
-    apply_apertures,
-    to_shader_regs,
+    shader_regs,
 )
 from .pm4 import PM4Executor
 
@@ -102,6 +102,9 @@ class AQLProcessor(QueueProcessor):
         self.pm4: PM4Executor | None = None     # vendor PM4-IB in progress
         self.pm4_index = -1
         self.loc = ""
+        self._plans: dict[int, _KernelPlan] = {}   # kernel object -> checked descriptor
+        self._fields: Region | None = None          # amd_queue_t tmpring / scratch fields
+        self._tmpring = (None, 0, 0)                # (COMPUTE_TMPRING_SIZE, its decoding)
 
     @property
     def queue_address(self) -> int:
@@ -185,7 +188,7 @@ class AQLProcessor(QueueProcessor):
         self._ring.store(addr - self._ring.addr, _INVALID_HEADER)   # header type INVALID
         self.read_index = index + 1
         rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
-        rp.store(0, self.read_index.to_bytes(8, "little"))
+        rp.store_u64(0, self.read_index)
         if signal:
             self.signal_completion(signal)
 
@@ -267,23 +270,127 @@ class AQLProcessor(QueueProcessor):
 
     # -- kernel dispatch ----------------------------------------------------------------------
     def _kernel_dispatch(self, addr: int, pkt: A.KernelDispatchPacket, index: int) -> bool:
-        state = self.dispatch_state(addr, pkt, index)
-        if state is not None:
-            apply_apertures(state, self.queue)
-            self.engine.run_shader(self, to_shader_regs(state), interrupt=self.sq_interrupt)
+        values, extra = self._dispatch_values(addr, pkt, index)
+        self.engine.run_shader(self, shader_regs(values, extra, self.queue),
+                               interrupt=self.sq_interrupt)
         return True
 
     def dispatch_state(self, addr: int, pkt: A.KernelDispatchPacket,
                        index: int) -> DispatchState | None:
         """Check a kernel dispatch packet and its descriptor; the dispatch the CP programs."""
-        wgx, wgy, wgz = pkt.workgroup_size_x, pkt.workgroup_size_y, pkt.workgroup_size_z
-        gx, gy, gz = pkt.grid_size_x, pkt.grid_size_y, pkt.grid_size_z
+        values, extra = self._dispatch_values(addr, pkt, index)
+        return DispatchState(*values, extra=extra)
+
+    def _dispatch_values(self, addr: int, pkt: A.KernelDispatchPacket,
+                         index: int) -> tuple[tuple, dict]:
+        """dispatch_state's work: DispatchState's fields in order (dispatch.VALUE_FIELDS) and
+        its `extra`, so the AQL path can build the shader registers without the state."""
+        wgx, wgy, wgz = wg = (pkt.workgroup_size_x, pkt.workgroup_size_y, pkt.workgroup_size_z)
+        gx, gy, gz = grid = (pkt.grid_size_x, pkt.grid_size_y, pkt.grid_size_z)
         private_size, group_size = pkt.private_segment_size, pkt.group_segment_size
         kobj, kernarg = pkt.kernel_object, pkt.kernarg_address
         loc = self.loc
         dims = pkt.dimensions
-        wg = (wgx, wgy, wgz)
-        grid = (gx, gy, gz)
+        # fast test of the usual shapes; the loop below names the first bad dimension
+        if not (0 < dims <= 3 and wgx and gx
+                and (wgy and gy if dims >= 2 else wgy == 1 and gy == 1)
+                and (wgz and gz if dims >= 3 else wgz == 1 and gz == 1)):
+            self._check_dims(dims, wg, grid)
+        size = wgx * wgy * wgz
+        if size > MAX_WORKGROUP_SIZE:
+            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {loc}: workgroup {wgx}x{wgy}x{wgz} "
+                             f"= {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
+        if kobj == 0:
+            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object is null")
+        if kobj % 64:
+            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object {kobj:#x} is not "
+                             "64-byte aligned")
+        vm = self.vm
+        # the CP fetches the descriptor: may fault
+        raw = vm.read(kobj, KD_SIZE)
+        plan = self._plans.get(kobj)
+        if plan is None or plan.raw != raw:
+            plan = self._plan(kobj, raw)
+        target = self.target
+        # LDS: the packet's group segment (which includes the static LDS); never less than the
+        # descriptor's static size.
+        group_fixed = plan.group_fixed
+        lds = group_size if group_size > group_fixed else group_fixed
+        lds_limit = target.lds_bytes_per_workgroup
+        if lds > lds_limit:
+            raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {loc}: group_segment_size "
+                             f"{group_size} (descriptor static {group_fixed}) exceeds the "
+                             f"{lds_limit} bytes of LDS a workgroup can have on {target.name}")
+        # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State", as codeobj
+        # lists them for the descriptor's enable bits).
+        qaddr = self.queue.rptr_addr - QUEUE_READ_DISPATCH_ID
+        fields = self._fields
+        if fields is None or fields.addr != qaddr + _FIELDS_LO or fields.vm is not vm:
+            fields = self._queue_fields(qaddr)
+        if fields is not None:
+            scratch_base = _U64.unpack_from(fields.mv, _SCRATCH_BASE)[0]
+        else:
+            scratch_base = vm.read_u64(qaddr + QUEUE_SCRATCH_BACKING_MEMORY_LOCATION)
+        if plan.user_names:
+            user = self._user_sgprs(plan, addr, qaddr, kernarg, index, private_size,
+                                    scratch_base)
+        else:
+            user = []
+        nuser = plan.user_len
+        if nuser > MAX_USER_SGPRS:
+            raise QueueError(f"{EC_REGISTER_INVALID}: {loc}: kernel descriptor at {kobj:#x}: "
+                             f"the enabled user SGPRs need {nuser} registers; at most "
+                             f"{MAX_USER_SGPRS} exist")
+        if plan.user_count < nuser:
+            raise QueueError(f"{EC_REGISTER_INVALID}: {loc}: kernel descriptor at {kobj:#x}: "
+                             f"compute_pgm_rsrc2.USER_SGPR_COUNT {plan.user_count} is less than "
+                             f"the {nuser} user SGPRs the kernel_code_properties enable")
+        if nuser < MAX_USER_SGPRS:
+            user += _ZERO_USER[nuser:]
+        if fields is not None:
+            tmpring = _U32.unpack_from(fields.mv, _TMPRING)[0]
+        else:
+            tmpring = vm.read_u32(qaddr + QUEUE_COMPUTE_TMPRING_SIZE)
+        memo = self._tmpring
+        if memo[0] != tmpring:
+            memo = self._tmpring = (tmpring, *A.decode_tmpring_size(target, tmpring))
+        waves, wave_bytes = memo[1], memo[2]
+        lds_gran = target.lds_alloc_granule
+        rsrc2 = plan.rsrc2_base | (((lds + lds_gran - 1) // lds_gran) << 15)
+        private_fixed = plan.private_fixed
+        # in VALUE_FIELDS order: pgm_addr, rsrc1-3, user_data, grid, workgroup, start, wave32,
+        # scratch_base, tmpring_size, scratch_wave_bytes, scratch_waves, private_segment_size,
+        # lds_bytes, dispatch_id, dispatch_ptr, queue_ptr, kernarg_ptr, initiator, source,
+        # kernel_code_properties
+        values = (((kobj + plan.entry_offset) & MASK64) + plan.entry_skip, plan.rsrc1, rsrc2,
+                  plan.rsrc3, user, grid, wg, _START, plan.wave32, scratch_base, tmpring,
+                  wave_bytes, waves,
+                  private_size if private_size > private_fixed else private_fixed, lds, index,
+                  addr, qaddr, kernarg, 0, f"{loc} (kernel dispatch)", plan.props)
+        if fields is not None:
+            lane_bytes = _U32.unpack_from(fields.mv, _LANE_BYTES)[0]
+        else:
+            lane_bytes = vm.read_u32(qaddr + QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE)
+        return values, {"scratch_wave64_lane_bytes": lane_bytes}
+
+    def _queue_fields(self, qaddr: int) -> Region | None:
+        """A view of amd_queue_t's tmpring / scratch fields when they lie in the read pointer's
+        mapping, which CREATE_QUEUE pinned (its queue_refcount makes UNMAP fail while the queue
+        lives): reading them through it gives what VM reads give, without a lookup each time.
+        None when they lie elsewhere (or in user pages): then every dispatch reads the VM."""
+        vm = self.vm
+        lo, hi = qaddr + _FIELDS_LO, qaddr + _FIELDS_HI
+        m = vm.lookup(self.queue.rptr_addr)
+        if m is None or m.host or not m.queue_refcount or not (m.start <= lo and hi <= m.end):
+            self._fields = None
+            return None
+        self._fields = Region(vm, lo, hi - lo, False)
+        return self._fields
+
+    def _check_dims(self, dims: int, wg: tuple[int, int, int],
+                    grid: tuple[int, int, int]) -> None:
+        """Raise the CP's error for the first bad workgroup / grid dimension of a packet."""
+        loc = self.loc
         for axis, name in enumerate("xyz"):
             if axis >= dims:
                 if wg[axis] != 1 or grid[axis] != 1:
@@ -297,22 +404,18 @@ class AQLProcessor(QueueProcessor):
                                  "is 0")
             if grid[axis] == 0:
                 raise QueueError(f"{EC_DIM_INVALID}: {loc}: grid_size_{name} is 0")
-        size = wgx * wgy * wgz
-        if size > MAX_WORKGROUP_SIZE:
-            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {loc}: workgroup {wgx}x{wgy}x{wgz} "
-                             f"= {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
-        if kobj == 0:
-            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object is null")
-        if kobj % 64:
-            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object {kobj:#x} is not "
-                             "64-byte aligned")
-        # the CP fetches the descriptor: may fault
-        kd = KernelDescriptor.from_bytes(self.vm.read(kobj, KD_SIZE), self.target.name)
-        group_fixed, private_fixed = kd.group_segment_fixed_size, kd.private_segment_fixed_size
-        rsrc1, rsrc2, rsrc3 = kd.compute_pgm_rsrc1, kd.compute_pgm_rsrc2, kd.compute_pgm_rsrc3
+
+    def _plan(self, kobj: int, raw: bytes) -> _KernelPlan:
+        """Decode and check the descriptor bytes `raw` read at `kobj`, and cache the result.
+
+        The plan holds everything the CP derives from the 64 bytes alone, so a repeated
+        dispatch of the same kernel object only compares the bytes it read again. A
+        descriptor the CP refuses is not cached: its error is raised on every dispatch.
+        """
+        kd = KernelDescriptor.from_bytes(raw, self.target.name)
         props, preload = kd.kernel_code_properties, kd.kernarg_preload
         target = self.target
-        kdloc = f"{loc}: kernel descriptor at {kobj:#x}"
+        kdloc = f"{self.loc}: kernel descriptor at {kobj:#x}"
         if kd.reserved0 or any(kd.reserved1) or kd.reserved3:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc} has reserved bytes set "
                              "(bytes 12-15, 24-43 or 60-63 must be 0)")
@@ -323,7 +426,6 @@ class AQLProcessor(QueueProcessor):
         if wave32 and 32 not in target.wave_sizes:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: ENABLE_WAVEFRONT_SIZE32 is set but "
                              f"{target.name} runs wave64 only")
-        preload_len = kd.kernarg_preload_length
         if preload and not target.kernarg_preload:
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernarg_preload 0x{preload:x} is "
                              f"reserved on {target.name}")
@@ -332,57 +434,66 @@ class AQLProcessor(QueueProcessor):
             raise QueueError(f"{EC_CODE_INVALID}: {kdloc}: kernel_code_properties 0x{props:04x} "
                              "enables the private segment buffer / flat scratch init SGPRs, "
                              f"which {target.name} (architected flat scratch) does not have")
-        # LDS: the packet's group segment (which includes the static LDS); never less than the
-        # descriptor's static size.
-        lds = max(group_size, group_fixed)
-        lds_limit = target.lds_bytes_per_workgroup
-        if lds > lds_limit:
-            raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {loc}: group_segment_size "
-                             f"{group_size} (descriptor static {group_fixed}) exceeds the "
-                             f"{lds_limit} bytes of LDS a workgroup can have on {target.name}")
-        # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State", as codeobj
-        # lists them for the descriptor's enable bits).
-        qaddr = self.queue_address
+        sgprs = kd.user_sgprs()
+        preload_len = kd.kernarg_preload_length
+        plan = _KernelPlan(
+            raw=raw, group_fixed=kd.group_segment_fixed_size,
+            private_fixed=kd.private_segment_fixed_size, rsrc1=kd.compute_pgm_rsrc1,
+            rsrc2_base=kd.compute_pgm_rsrc2 & ~(0x1FF << 15), rsrc3=kd.compute_pgm_rsrc3,
+            props=props, wave32=wave32, entry_offset=kd.kernel_code_entry_byte_offset,
+            entry_skip=KERNARG_PRELOAD_ENTRY_SKIP if preload_len else 0,
+            user_names=tuple(u.name for u in sgprs), user_len=sum(u.count for u in sgprs),
+            user_count=kd.user_sgpr_count, preload_len=preload_len,
+            preload_offset=kd.kernarg_preload_offset)
+        plans = self._plans
+        if len(plans) >= _PLAN_CACHE and kobj not in plans:
+            plans.pop(next(iter(plans)))
+        plans[kobj] = plan
+        return plan
+
+    def _user_sgprs(self, plan: _KernelPlan, addr: int, qaddr: int, kernarg: int, index: int,
+                    private_size: int, scratch_base: int) -> list[int]:
+        """The enabled user SGPR values in ABI order (reads scratch V# / preloaded kernargs)."""
         vm = self.vm
-        scratch_base = vm.read_u64(qaddr + QUEUE_SCRATCH_BACKING_MEMORY_LOCATION)
         user: list[int] = []
-        for sgpr in kd.user_sgprs():
-            name = sgpr.name
+        for name in plan.user_names:
             if name == "private_segment_buffer":
                 user += struct.unpack("<4I", vm.read(qaddr + QUEUE_SCRATCH_RESOURCE_DESCRIPTOR, 16))
             elif name == "kernarg_preload":
-                off = kd.kernarg_preload_offset
-                user += struct.unpack(f"<{preload_len}I",
-                                      vm.read(kernarg + 4 * off, 4 * preload_len))
+                n = plan.preload_len
+                user += struct.unpack(f"<{n}I", vm.read(kernarg + 4 * plan.preload_offset, 4 * n))
             elif name == "private_segment_size":
                 user.append(private_size)
             else:
                 value = {"dispatch_ptr": addr, "queue_ptr": qaddr, "kernarg_segment_ptr": kernarg,
                          "dispatch_id": index, "flat_scratch_init": scratch_base}[name]
                 user += [value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF]
-        if len(user) > MAX_USER_SGPRS:
-            raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: the enabled user SGPRs need "
-                             f"{len(user)} registers; at most {MAX_USER_SGPRS} exist")
-        user_count = kd.user_sgpr_count
-        if user_count < len(user):
-            raise QueueError(f"{EC_REGISTER_INVALID}: {kdloc}: compute_pgm_rsrc2.USER_SGPR_COUNT "
-                             f"{user_count} is less than the {len(user)} user SGPRs the "
-                             "kernel_code_properties enable")
-        user += [0] * (MAX_USER_SGPRS - len(user))
-        tmpring = vm.read_u32(qaddr + QUEUE_COMPUTE_TMPRING_SIZE)
-        waves, wave_bytes = A.decode_tmpring_size(target, tmpring)
-        entry = (kobj + kd.kernel_code_entry_byte_offset) & MASK64
-        if preload_len:
-            entry += KERNARG_PRELOAD_ENTRY_SKIP
-        lds_gran = target.lds_alloc_granule
-        rsrc2 = (rsrc2 & ~(0x1FF << 15)) | (((lds + lds_gran - 1) // lds_gran) << 15)
-        return DispatchState(
-            pgm_addr=entry, rsrc1=rsrc1, rsrc2=rsrc2, rsrc3=rsrc3, user_data=user,
-            grid=grid, workgroup=wg, wave32=wave32, scratch_base=scratch_base,
-            tmpring_size=tmpring, scratch_wave_bytes=wave_bytes, scratch_waves=waves,
-            private_segment_size=max(private_size, private_fixed), lds_bytes=lds,
-            dispatch_id=index, dispatch_ptr=addr, queue_ptr=qaddr, kernarg_ptr=kernarg,
-            source=f"{loc} (kernel dispatch)", kernel_code_properties=props,
-            extra={"scratch_wave64_lane_bytes": vm.read_u32(
-                qaddr + QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE)},
-        )
+        return user
+
+
+_ZERO_USER = [0] * MAX_USER_SGPRS
+# the amd_queue_t bytes a dispatch reads: compute_tmpring_size .. scratch_wave64_lane_byte_size
+_FIELDS_LO = QUEUE_COMPUTE_TMPRING_SIZE
+_FIELDS_HI = QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE + 4
+_TMPRING = 0
+_SCRATCH_BASE = QUEUE_SCRATCH_BACKING_MEMORY_LOCATION - _FIELDS_LO
+_LANE_BYTES = QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE - _FIELDS_LO
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_START = (0, 0, 0)          # AQL dispatches start at workgroup (0, 0, 0)
+# _dispatch_values builds its tuple in this order
+assert len(VALUE_FIELDS) == 22 and VALUE_FIELDS[-2:] == ("source", "kernel_code_properties")
+_PLAN_CACHE = 64            # kernel objects whose checked descriptor a queue remembers
+
+
+class _KernelPlan:
+    """What the CP derives from one kernel descriptor's 64 bytes (`raw`), already checked."""
+
+    __slots__ = ("entry_offset", "entry_skip", "group_fixed", "preload_len", "preload_offset",
+                 "private_fixed", "props", "raw", "rsrc1", "rsrc2_base", "rsrc3", "user_count",
+                 "user_len", "user_names", "wave32")
+
+    def __init__(self, **kw) -> None:
+        for k, v in kw.items():
+            setattr(self, k, v)
+

@@ -15,6 +15,7 @@ USE_THREAD_DIMENSIONS 5, CS_W32_EN 15 (gfx10+).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 
 from ...packets.aql import decode_tmpring_size
@@ -151,28 +152,63 @@ def apply_apertures(state: DispatchState, queue) -> DispatchState:
     return state
 
 
-_REG_FIELDS: tuple[type, tuple[str, ...], frozenset[str]] | None = None
+_REG_FIELDS: tuple | None = None
 
 
-def to_shader_regs(state: DispatchState):
-    """Build part F's DispatchRegs from a DispatchState (the fields it declares)."""
+def _reg_fields(source: str) -> tuple:
+    """(DispatchRegs, state fields it declares, its field names, positional getter or None)."""
     global _REG_FIELDS
     if _REG_FIELDS is None:
         try:
             from ..shader import DispatchRegs
         except ImportError:
-            raise QueueError(f"{EC_ILLEGAL_INSTRUCTION}: {state.source}: the simulated shader "
+            raise QueueError(f"{EC_ILLEGAL_INSTRUCTION}: {source}: the simulated shader "
                              "core (pytest_amdgpu.sim.shader) is not available, so no kernel "
                              "can run") from None
-        names = {f.name for f in dataclasses.fields(DispatchRegs)}
-        _REG_FIELDS = (DispatchRegs, tuple(n for n in _STATE_FIELDS if n in names),
-                       frozenset(names))
-    cls, fields, names = _REG_FIELDS
+        order = tuple(f.name for f in dataclasses.fields(DispatchRegs) if f.init)
+        names = frozenset(order)
+        # positional construction when every DispatchRegs field comes from a state field
+        getter = operator.attrgetter(*order) if set(order) <= set(_STATE_FIELDS) else None
+        _REG_FIELDS = (DispatchRegs, tuple(n for n in _STATE_FIELDS if n in names), names,
+                       getter, order == _STATE_FIELDS)
+    return _REG_FIELDS
+
+
+def to_shader_regs(state: DispatchState):
+    """Build part F's DispatchRegs from a DispatchState (the fields it declares)."""
+    cls, fields, names, getter, _same = _reg_fields(state.source)
+    extra = state.extra
+    if getter is not None and not any(k in names for k in extra):
+        return cls(*getter(state))
     values = {n: getattr(state, n) for n in fields}
-    for k, v in state.extra.items():
+    for k, v in extra.items():
         if k in names:
             values[k] = v
     return cls(**values)
 
 
+def shader_regs(values: tuple, extra: dict, queue):
+    """`to_shader_regs(apply_apertures(DispatchState(*values, extra=extra), queue))`.
+
+    `values` are DispatchState's fields in order up to kernel_code_properties (VALUE_FIELDS).
+    When DispatchRegs declares exactly DispatchState's fields in the same order, the registers
+    are built directly (no DispatchState in between: this runs once per AQL dispatch).
+    """
+    cls, _fields, names, _getter, same = _REG_FIELDS or _reg_fields(values[_SOURCE])
+    if not same or not names.isdisjoint(extra):
+        return to_shader_regs(apply_apertures(DispatchState(*values, extra=extra), queue))
+    lds_aperture, private_aperture = _LDS_APERTURE, _PRIVATE_APERTURE
+    pdd = getattr(queue, "pdd", None)
+    if pdd is not None:
+        lds_aperture = getattr(pdd, "lds_base", lds_aperture)
+        private_aperture = getattr(pdd, "scratch_base", private_aperture)
+    return cls(*values, lds_aperture, private_aperture)
+
+
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(DispatchState) if f.name != "extra")
+# the fields a front end computes (shader_regs adds the apertures), in DispatchState's order
+VALUE_FIELDS = _STATE_FIELDS[:-2]
+assert _STATE_FIELDS[-2:] == ("lds_aperture", "private_aperture")
+_SOURCE = VALUE_FIELDS.index("source")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DispatchState)}
+_LDS_APERTURE, _PRIVATE_APERTURE = _DEFAULTS["lds_aperture"], _DEFAULTS["private_aperture"]

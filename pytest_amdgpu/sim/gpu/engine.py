@@ -385,9 +385,10 @@ class GPUEngine:
                 raise DispatchCancelled("dispatch cancelled before it started")
             if interrupt is not None and self._core_takes_interrupt:
                 core.run(proc.vm, regs, cancel=cancel, clock=self.gpu_clock,
-                         interrupt=interrupt)
+                         interrupt=interrupt, fp_errors_ignored=True)
             else:
-                core.run(proc.vm, regs, cancel=cancel, clock=self.gpu_clock)
+                core.run(proc.vm, regs, cancel=cancel, clock=self.gpu_clock,
+                         fp_errors_ignored=True)
         finally:
             with self._cv:
                 self._in_shader -= 1
@@ -464,6 +465,7 @@ class GPUEngine:
         me = threading.get_ident()
         cv = self._cv
         _syscall.device_running(1)          # see _syscall.c "GIL hand-off"
+        np.seterr(all="ignore")             # this thread's GPU arithmetic never raises
         cv.acquire()
         try:
             while not self._stop:

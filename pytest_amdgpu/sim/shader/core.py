@@ -42,6 +42,7 @@ CHUNK_BYTES = 96 << 20         # register-file bytes a chunk may use
 SLICE = 4096                   # instructions a batch runs before the scheduler looks around
 SLICE_LANE_INSTRUCTIONS = 4 << 20   # ... or fewer for big batches, so cancel is seen quickly
 _PROGRAM_CACHE = 64
+_LAUNCH_CACHE = 256
 
 # GFX9/GFX11 hardware register ids used by s_getreg/s_setreg (LLVM's HWREG table)
 HW_REG_MODE, HW_REG_STATUS, HW_REG_TRAPSTS, HW_REG_HW_ID = 1, 2, 3, 4
@@ -85,7 +86,8 @@ class Program:
         if self.snapshot is not None and self.snapshot[0] == (self.lo, self.hi):
             return blob == self.snapshot[1]
         data = np.frombuffer(blob, dtype=U32)
-        for pc, ws in self.words.items():
+        # a copy taken at once: another executor running this program may decode meanwhile
+        for pc, ws in tuple(self.words.items()):
             i = (pc - self.lo) // 4
             if tuple(int(x) for x in data[i:i + len(ws)]) != ws:
                 return False
@@ -181,8 +183,21 @@ def _exec_masked(inst: Inst) -> bool:
     return fmt == "VOPD"
 
 
+class _Launch:
+    """A launch seen before (ShaderCore._launches): its chunks, the registers' checks passed.
+    Compared by identity, so it is a cheap part of the initial-state cache's keys."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: tuple) -> None:
+        self.chunks = chunks
+
+
 class Runtime:
     """Per-dispatch state the handlers use: VM, LDS of the current chunk, clock, callbacks."""
+
+    __slots__ = ("cancel", "clock", "core", "gfx11", "instructions", "interrupt", "lane_instructions", "lds",
+                 "lds32", "lds_size", "regs", "target", "vm")
 
     def __init__(self, core: ShaderCore, vm, regs: DispatchRegs, clock, cancel, interrupt) -> None:
         self.core = core
@@ -193,8 +208,8 @@ class Runtime:
         self.clock = clock if clock is not None else _default_clock
         self.cancel = cancel
         self.interrupt = interrupt
-        self.lds = np.zeros(16, dtype=np.uint8)
-        self.lds32 = self.lds.view(U32)
+        self.lds = _NO_LDS          # each chunk installs its workgroups' LDS
+        self.lds32 = _NO_LDS32
         self.lds_size = 0
         self.lane_instructions = 0
         self.instructions = 0
@@ -242,6 +257,10 @@ class Runtime:
             b.trapsts[...] = (b.trapsts & ~mask) | value
 
 
+_NO_LDS = np.zeros(16, dtype=np.uint8)
+_NO_LDS.flags.writeable = False
+_NO_LDS32 = _NO_LDS.view(U32)
+
 _BOUNDS = re.compile(r"out of bounds for axis (\d+) with size (\d+)")
 
 
@@ -253,6 +272,10 @@ def _register_overflow(exc: IndexError, b: Batch) -> bool:
         return False
     axis, size = int(m.group(1)), int(m.group(2))
     return (axis == 0 and size in (b.v.shape[0], b.a.shape[0])) or (axis == 1 and size == b.s.shape[1])
+
+
+def _pc_of(b: Batch) -> int:
+    return b.pc
 
 
 def _slice(b: Batch) -> int:
@@ -273,6 +296,8 @@ class ShaderCore:
         self.disassembler = Disassembler(self.target.name)
         self._programs: OrderedDict = OrderedDict()
         self._initial: OrderedDict = OrderedDict()
+        self._launches: OrderedDict = OrderedDict()     # launch key -> _Launch (checked)
+        self._last_program: tuple | None = None          # (key, Program) of the last dispatch
         self._lock = threading.Lock()
         self.last_stats: dict = {}
         self.trace: Callable[[Inst, Batch], None] | None = None   # debugging: called after each instruction
@@ -301,11 +326,16 @@ class ShaderCore:
 
     def _program(self, vm, regs: DispatchRegs, lanes: int) -> Program:
         key = (id(vm), regs.pgm_addr, lanes, regs.lds_aperture, regs.private_aperture)
-        with self._lock:
-            prog = self._programs.get(key)
-            if prog is not None:
-                self._programs.move_to_end(key)
+        last = self._last_program          # a repeated dispatch skips the LRU bookkeeping
+        if last is not None and last[0] == key:
+            prog = last[1]
+        else:
+            with self._lock:
+                prog = self._programs.get(key)
+                if prog is not None:
+                    self._programs.move_to_end(key)
         if prog is not None and prog.valid_for(vm):
+            self._last_program = (key, prog)
             return prog
         ctx = Ctx(self.target, lanes, lds_aperture=regs.lds_aperture, private_aperture=regs.private_aperture)
         prog = Program(self, lanes, ctx)
@@ -313,26 +343,44 @@ class ShaderCore:
             self._programs[key] = prog
             while len(self._programs) > _PROGRAM_CACHE:
                 self._programs.popitem(last=False)
+        self._last_program = (key, prog)
         return prog
 
     # -- dispatch -------------------------------------------------------------------------------
     def run(self, vm, regs: DispatchRegs, *, cancel: threading.Event | None = None,
-            clock: Callable[[], int] | None = None, interrupt: Callable[[int], None] | None = None) -> None:
-        """Execute the dispatch to completion; raises VMFault, ShaderException, DispatchCancelled."""
+            clock: Callable[[], int] | None = None, interrupt: Callable[[int], None] | None = None,
+            fp_errors_ignored: bool = False) -> None:
+        """Execute the dispatch to completion; raises VMFault, ShaderException, DispatchCancelled.
+
+        GPU arithmetic never raises: the dispatch runs under np.errstate(all="ignore"), unless
+        the caller says its thread already ignores floating-point errors (np.seterr; a
+        simulated GPU thread does, and saves entering np.errstate every dispatch)."""
         cancel = cancel if cancel is not None else threading.Event()
         t = self.target
         wave32 = bool(regs.wave32) and 32 in t.wave_sizes
         if not wave32 and 64 not in t.wave_sizes:
             wave32 = True
         L = 32 if wave32 else 64
-        self._check_regs(regs, L)
+        # the launch: the registers that decide the checks, the chunks and the initial waves
+        key = (L, regs.pgm_addr, regs.rsrc1, regs.rsrc2, regs.rsrc3, tuple(regs.user_data), tuple(regs.grid),
+               tuple(regs.workgroup), tuple(regs.start), regs.scratch_base, regs.scratch_wave_bytes,
+               regs.scratch_waves, regs.lds_bytes)
+        launch = self._launches.get(key)
+        if launch is None:
+            # a launch seen before passed these checks and split the same way
+            self._check_regs(regs, L)
+            launch = _Launch(tuple(self._chunks(regs, L)))
+            with self._lock:
+                self._launches[key] = launch
+                while len(self._launches) > _LAUNCH_CACHE:
+                    self._launches.popitem(last=False)
         rt = Runtime(self, vm, regs, clock, cancel, interrupt)
         prog = self._program(vm, regs, L)
-        with np.errstate(all="ignore"):
-            for chunk in self._chunks(regs, L):
-                if cancel.is_set():
-                    raise DispatchCancelled("dispatch cancelled")
-                self._run_chunk(prog, rt, regs, L, chunk)
+        if fp_errors_ignored:
+            self._run_chunks(prog, rt, regs, L, launch, cancel)
+        else:
+            with np.errstate(all="ignore"):
+                self._run_chunks(prog, rt, regs, L, launch, cancel)
         if prog.lo is not None and (prog.snapshot is None or prog.snapshot[0] != (prog.lo, prog.hi)):
             try:
                 prog.snapshot = ((prog.lo, prog.hi), vm.read(prog.lo, prog.hi - prog.lo))
@@ -341,6 +389,16 @@ class ShaderCore:
         self.last_stats = {"lane_instructions": rt.lane_instructions, "instructions": rt.instructions}
 
     def _check_regs(self, regs: DispatchRegs, L: int) -> None:
+        wg, grid = regs.workgroup, regs.grid
+        if type(wg) is tuple and type(grid) is tuple and len(wg) == 3 and len(grid) == 3:
+            x, y, z = wg
+            gx, gy, gz = grid
+            if (type(x) is int and type(y) is int and type(z) is int and type(gx) is int
+                    and type(gy) is int and type(gz) is int and x > 0 and y > 0 and z > 0
+                    and x * y * z <= 1024 and gx >= 0 and gy >= 0 and gz >= 0
+                    and (regs.rsrc2 >> 1) & 0x1F <= 16):
+                return          # the usual case: plain ints, nothing to report
+
         def bad(msg: str):
             return ShaderException("bad_dispatch", pc=regs.pgm_addr, mnemonic="", encoding="",
                                    message=f"{msg} ({regs.source or 'dispatch'})")
@@ -368,22 +426,34 @@ class ShaderCore:
         if total == 0:
             return
         waves_per_wg = self._wave_layout(regs, L)
+        if total == 1:
+            self._check_scratch(regs, waves_per_wg)
+            yield 0, 1
+            return
         nv, na = self._vgpr_alloc(regs, L)
         per_lane = 4 * (nv + na) + 64
         lanes_cap = max(L * waves_per_wg, min(CHUNK_LANES, CHUNK_BYTES // per_lane))
         wgs_per_chunk = max(1, lanes_cap // (L * waves_per_wg))
-        if regs.scratch_en and regs.scratch_waves > 0:
-            if regs.scratch_waves < waves_per_wg:
-                raise ShaderException(
-                    "bad_dispatch", pc=regs.pgm_addr,
-                    message=f"COMPUTE_TMPRING_SIZE.WAVES = {regs.scratch_waves} scratch wave slots cannot "
-                            f"hold one workgroup of {waves_per_wg} waves ({regs.source or 'dispatch'})")
+        if self._check_scratch(regs, waves_per_wg):
             wgs_per_chunk = min(wgs_per_chunk, regs.scratch_waves // waves_per_wg)
         lin = 0
         while lin < total:
             n = min(wgs_per_chunk, total - lin)
             yield lin, n
             lin += n
+
+    @staticmethod
+    def _check_scratch(regs: DispatchRegs, waves_per_wg: int) -> bool:
+        """Whether TMPRING WAVES limits the waves in flight; an error when it cannot hold one
+        workgroup."""
+        if regs.scratch_en and regs.scratch_waves > 0:
+            if regs.scratch_waves < waves_per_wg:
+                raise ShaderException(
+                    "bad_dispatch", pc=regs.pgm_addr,
+                    message=f"COMPUTE_TMPRING_SIZE.WAVES = {regs.scratch_waves} scratch wave slots cannot "
+                            f"hold one workgroup of {waves_per_wg} waves ({regs.source or 'dispatch'})")
+            return True
+        return False
 
     @staticmethod
     @lru_cache(maxsize=64)
@@ -412,14 +482,20 @@ class ShaderCore:
             return arch, total - arch
         return total, 0
 
-    def _run_chunk(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, chunk) -> None:
-        key = (L, chunk, regs.pgm_addr, regs.rsrc1, regs.rsrc2, regs.rsrc3, tuple(regs.user_data), tuple(regs.grid),
-               tuple(regs.workgroup), tuple(regs.start), regs.scratch_base, regs.scratch_wave_bytes,
-               regs.scratch_waves, regs.lds_bytes)
+    def _run_chunks(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, launch: _Launch,
+                    cancel) -> None:
+        for chunk in launch.chunks:
+            if cancel.is_set():
+                raise DispatchCancelled("dispatch cancelled")
+            self._run_chunk(prog, rt, regs, L, chunk, launch)
+
+    def _run_chunk(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, chunk, launch: _Launch) -> None:
+        """Run the workgroups `chunk` of `launch` (the registers run() looked it up by)."""
+        key = (chunk, launch)
         cached = self._initial.get(key)
         if cached is not None:
             tmpl, wg_of_wave, nwg, lds_len, lds_size = cached
-            b = tmpl.copy()
+            b = tmpl.launch()
             rt.lds = np.zeros(lds_len, dtype=np.uint8)
             rt.lds32 = rt.lds.view(U32)
             rt.lds_size = lds_size
@@ -428,7 +504,7 @@ class ShaderCore:
         b, wg_of_wave, nwg = self._initial_batch(rt, regs, L, chunk)
         if b.W * b.L <= 4096:                 # small launches repeat: keep their initial state
             with self._lock:
-                self._initial[key] = (b.copy(), wg_of_wave, nwg, rt.lds.size, rt.lds_size)
+                self._initial[key] = (b.template(), wg_of_wave, nwg, rt.lds.size, rt.lds_size)
                 while len(self._initial) > 256:
                     self._initial.popitem(last=False)
         self._schedule(prog, rt, [b], wg_of_wave, nwg)
@@ -522,8 +598,7 @@ class ShaderCore:
 
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self, prog: Program, rt: Runtime, batches: list[Batch], wg_of_wave, nwg: int) -> None:
-        live = np.bincount(wg_of_wave, minlength=nwg)          # live waves per workgroup
-        arrived = np.zeros(nwg, dtype=np.int64)
+        live = arrived = None          # live / arrived waves per workgroup, made when needed
         active = list(batches)
         waiting: list[Batch] = []
         cancel = rt.cancel
@@ -533,11 +608,14 @@ class ShaderCore:
                 raise DispatchCancelled("dispatch cancelled")
             if not active:                 # cannot happen: the last arrival releases its group
                 raise AssertionError("every live wave waits at a barrier no group can pass")
-            active = self._merge(active)
-            # lowest PC first (reconvergence); after a slice ran out, let another batch go
-            cand = active if last is None or len(active) == 1 else [x for x in active if x is not last] or active
-            b = min(cand, key=lambda x: x.pc)
-            active.remove(b)
+            if len(active) == 1:
+                b = active.pop()
+            else:
+                active = self._merge(active)
+                # lowest PC first (reconvergence); after a slice ran out, let another batch go
+                cand = active if last is None or len(active) == 1 else [x for x in active if x is not last] or active
+                b = min(cand, key=_pc_of)
+                active.remove(b)
             r, _entry = self._run_batch(prog, rt, b)
             last = None
             if r is None:                  # slice exhausted
@@ -545,11 +623,17 @@ class ShaderCore:
                 last = b
                 continue
             if r is END:
+                if not active and not waiting:
+                    return                 # the last waves ended
+                if live is None:
+                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
                 np.subtract.at(live, b.wg, 1)
                 # workgroups waiting at a barrier may now be complete
                 waiting, active = self._release(waiting, active, live, arrived)
                 continue
             if r is BARRIER:
+                if live is None:
+                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
                 np.add.at(arrived, b.wg, 1)
                 waiting.append(b)
                 waiting, active = self._release(waiting, active, live, arrived)

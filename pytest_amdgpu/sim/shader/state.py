@@ -122,9 +122,41 @@ class Batch:
 
     def copy(self) -> Batch:
         """An independent copy (used to re-launch a cached initial state)."""
-        nb = self._like(self.W)
-        for name, _axis in _PER_WAVE:
-            setattr(nb, name, getattr(self, name).copy())
+        return self._clone(share=False)
+
+    # arrays a launched batch shares with its cached initial state: the core replaces them
+    # (take / concat) and never writes them in place
+    _SHARED = ("wave", "wg", "wg_slot", "fscr")
+
+    def template(self) -> Batch:
+        """A copy to keep as a cached initial state; its shared arrays are made read-only."""
+        nb = self.copy()
+        for name in self._SHARED:
+            getattr(nb, name).flags.writeable = False
+        return nb
+
+    def launch(self) -> Batch:
+        """A batch to run from this cached initial state (see `template`): the registers the
+        waves may write are copied, the wave-constant index arrays are shared."""
+        return self._clone(share=True)
+
+    def _clone(self, share: bool) -> Batch:
+        nb = Batch.__new__(Batch)
+        nb.W, nb.L, nb.nw = self.W, self.L, self.nw
+        nb.pc, nb.lane, nb.gpr = self.pc, self.lane, self.gpr
+        nb.mcache = {}
+        nb.s = self.s.copy()
+        nb.v = self.v.copy()
+        nb.a = self.a.copy()
+        nb.scc = self.scc.copy()
+        nb.em = self.em.copy()
+        if share:
+            nb.wave, nb.wg, nb.wg_slot, nb.fscr = self.wave, self.wg, self.wg_slot, self.fscr
+        else:
+            nb.wave, nb.wg = self.wave.copy(), self.wg.copy()
+            nb.wg_slot, nb.fscr = self.wg_slot.copy(), self.fscr.copy()
+        nb.mode = self.mode.copy()
+        nb.trapsts = self.trapsts.copy()
         nb.exec_full = self.exec_full
         return nb
 
