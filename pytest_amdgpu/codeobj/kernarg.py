@@ -267,6 +267,17 @@ def pack_kernargs(kernel, args: Sequence | Mapping, geometry: Geometry, *,
     static = kernel.group_segment_size if static_lds is None else static_lds
     size = max(kernel.kernarg_size, md.args_end if md is not None else 0)
     buf = bytearray(size)
+    lds_end = _pack_explicit(explicit, values, buf, static)
+    dynamic = lds_end - static
+    hidden_args = md.hidden_args if md is not None else ()
+    if hidden_args:
+        _fill_hidden(hidden_args, buf, hidden_values(geometry, dynamic, hidden))
+    return Kernargs(bytes(buf), dynamic, lds_end, geometry)
+
+
+def _pack_explicit(explicit: Sequence[KernelArg], values: Sequence, buf: bytearray,
+                   static: int) -> int:
+    """Write the explicit arguments into `buf`; returns the end of the LDS they allocate."""
     lds_end = static
     for arg, value in zip(explicit, values):
         if arg.value_kind == "by_value":
@@ -282,20 +293,80 @@ def pack_kernargs(kernel, args: Sequence | Mapping, geometry: Geometry, *,
         else:
             raw = _int_bytes(arg, _address(arg, value), arg.size)
         buf[arg.offset:arg.offset + arg.size] = raw
-    dynamic = lds_end - static
-    hidden_args = md.hidden_args if md is not None else ()
-    if hidden_args:
-        fill = hidden_values(geometry, dynamic, hidden)
-        for arg in hidden_args:
-            value = fill.get(arg.value_kind)
-            if value is None:
-                continue
-            fmt = _UINT_FMT.get(arg.size)
-            if fmt is not None and 0 <= value < 1 << (8 * arg.size):
-                struct.pack_into(fmt, buf, arg.offset, value)
-            else:
-                buf[arg.offset:arg.offset + arg.size] = _int_bytes(arg, value, arg.size)
-    return Kernargs(bytes(buf), dynamic, lds_end, geometry)
+    return lds_end
+
+
+def _fill_hidden(hidden_args: Sequence[KernelArg], buf: bytearray, fill: Mapping[str, int]
+                 ) -> None:
+    """Write the hidden arguments `fill` has a value for (by value kind) into `buf`."""
+    for arg in hidden_args:
+        value = fill.get(arg.value_kind)
+        if value is None:
+            continue
+        fmt = _UINT_FMT.get(arg.size)
+        if fmt is not None and 0 <= value < 1 << (8 * arg.size):
+            struct.pack_into(fmt, buf, arg.offset, value)
+        else:
+            buf[arg.offset:arg.offset + arg.size] = _int_bytes(arg, value, arg.size)
+
+
+class KernargTemplate:
+    """The kernarg segment of one kernel and Geometry with the hidden arguments written once.
+
+    Repeated dispatches of a kernel over one geometry differ only in their explicit arguments:
+    `pack` copies the template and writes just those. Bytes, LDS sizes and errors are the
+    ones `pack_kernargs` gives for the same inputs, raised in the same order (an error of the
+    hidden values is kept and raised after the explicit arguments were checked). The hidden
+    arguments are written again, after the explicit ones, when dynamic LDS changes their
+    values or when the metadata lets explicit and hidden arguments overlap.
+    """
+
+    def __init__(self, kernel, geometry: Geometry, *, hidden: Mapping[str, int] | None = None,
+                 static_lds: int | None = None) -> None:
+        md = getattr(kernel, "metadata", None)
+        self.label = getattr(kernel, "name", "kernel")
+        self.no_metadata = md is None
+        self.explicit = list(md.explicit_args) if md is not None else []
+        self.hidden_args = md.hidden_args if md is not None else ()
+        self.geometry = geometry
+        self.hidden = dict(hidden) if hidden else None
+        self.static = kernel.group_segment_size if static_lds is None else static_lds
+        size = max(kernel.kernarg_size, md.args_end if md is not None else 0)
+        explicit_bytes: set[int] = set()
+        for arg in self.explicit:
+            explicit_bytes.update(range(arg.offset, arg.offset + arg.size))
+        self.overlap = any(explicit_bytes.intersection(range(a.offset, a.offset + a.size))
+                           for a in self.hidden_args)
+        self.error: UsageError | None = None
+        buf = bytearray(size)
+        if self.hidden_args:
+            try:
+                _fill_hidden(self.hidden_args, buf, hidden_values(geometry, 0, hidden))
+            except UsageError as exc:
+                self.error = exc
+        self.image = bytes(buf)
+        self.direct = not self.explicit and self.error is None   # nothing to write per call
+
+    def pack_parts(self, args: Sequence | Mapping) -> tuple[bytes, int, int]:
+        """(kernarg bytes, dynamic LDS bytes, static + dynamic LDS bytes) for `args`."""
+        if self.direct and (type(args) is list or type(args) is tuple) and not args \
+                and not self.no_metadata:
+            return self.image, 0, self.static
+        values = _match_args(self.label, self.explicit, args, self.no_metadata)
+        buf = bytearray(self.image)
+        lds_end = _pack_explicit(self.explicit, values, buf, self.static)
+        if self.error is not None:
+            raise self.error
+        dynamic = lds_end - self.static
+        if self.hidden_args and (dynamic or self.overlap):
+            _fill_hidden(self.hidden_args, buf,
+                         hidden_values(self.geometry, dynamic, self.hidden))
+        return bytes(buf), dynamic, lds_end
+
+    def pack(self, args: Sequence | Mapping) -> Kernargs:
+        """The Kernargs `pack_kernargs` builds for `args`."""
+        data, dynamic, lds = self.pack_parts(args)
+        return Kernargs(data, dynamic, lds, self.geometry)
 
 
 def _match_args(label: str, explicit: list[KernelArg], args, no_metadata: bool) -> list:

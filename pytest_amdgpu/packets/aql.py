@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -44,7 +44,7 @@ from .common import (
 __all__ = [
     "AMD_QUEUE", "AMD_SIGNAL", "HSA_QUEUE", "INVALID_HEADER", "PACKET_BYTES",
     "AgentDispatchPacket", "AqlPacket", "AqlPacketType", "BarrierAndPacket", "BarrierOrPacket",
-    "BarrierValuePacket", "FenceScope", "InvalidPacket", "KernelDispatchPacket",
+    "BarrierValuePacket", "DispatchTemplate", "FenceScope", "InvalidPacket", "KernelDispatchPacket",
     "Pm4IbPacket", "QueueProperty", "SignalCondition", "SignalKind", "decode",
     "decode_tmpring_size", "encode_tmpring_size", "format_stream", "header_type",
     "iter_packets", "publish_parts",
@@ -216,6 +216,83 @@ class KernelDispatchPacket(AqlPacket):
                 f"wg={self.workgroup_size_x}x{self.workgroup_size_y}x{self.workgroup_size_z}",
                 f"grid={self.grid_size_x}x{self.grid_size_y}x{self.grid_size_z}"]
         return [*head, *dims, *lay.render_items(self, skip=[f.name for f in lay.fields[:4]])]
+
+
+def _dword_slot(layout: Layout, name: str) -> tuple[int, struct.Struct]:
+    """(byte offset, struct) of a field that fills one or two whole dwords, low first."""
+    field = layout.by_name[name]
+    parts = field.parts
+    if field.bias or not parts or any(
+            p.lo or p.width != 32 or p.dw != parts[0].dw + i or p.vshift != 32 * i
+            for i, p in enumerate(parts)) or len(parts) > 2:
+        raise ValueError(f"{layout.name}.{name} is not a whole 32/64-bit field")
+    return 4 * parts[0].dw, struct.Struct("<I" if len(parts) == 1 else "<Q")
+
+
+class DispatchTemplate:
+    """A KernelDispatchPacket encoded once, for dispatching one kernel over one geometry again
+    and again: `parts` gives `publish_parts` of the packet with new segment sizes, kernarg
+    address and completion signal (what changes between such dispatches), written at the
+    offsets of the packet's own layout, so the bytes are the ones `encode` gives."""
+
+    PATCHED = ("private_segment_size", "group_segment_size", "kernarg_address",
+               "completion_signal")
+
+    def __init__(self, packet: KernelDispatchPacket) -> None:
+        self.packet = packet
+        self.raw = packet.encode()
+        self.header = struct.unpack_from("<I", self.raw)[0]
+        self.body = self.raw[4:]
+        lay = KernelDispatchPacket.layout()
+        slots = []
+        for name in self.PATCHED:
+            offset, st = _dword_slot(lay, name)
+            if offset < 4:
+                raise ValueError(f"{name} is in the header dword")
+            slots.append((st.pack_into, offset))
+        (self._private, self._private_at), (self._group, self._group_at), \
+            (self._kernarg, self._kernarg_at), (self._signal, self._signal_at) = slots
+
+    def _patched(self, image: bytearray, skip: int, private_segment_size: int,
+                 group_segment_size: int, kernarg_address: int, completion_signal: int
+                 ) -> bytearray | None:
+        """`image` (the packet from byte `skip` on) with the fields written; None when a value
+        does not fit its field."""
+        try:
+            self._private(image, self._private_at - skip, private_segment_size)
+            self._group(image, self._group_at - skip, group_segment_size)
+            self._kernarg(image, self._kernarg_at - skip, kernarg_address)
+            self._signal(image, self._signal_at - skip, completion_signal)
+        except struct.error:
+            return None
+        return image
+
+    def _encoded(self, private_segment_size: int, group_segment_size: int,
+                 kernarg_address: int, completion_signal: int) -> bytes:
+        """The packet encoded in full: the encoder's own error for a value it cannot hold."""
+        return replace(self.packet, private_segment_size=private_segment_size,
+                       group_segment_size=group_segment_size, kernarg_address=kernarg_address,
+                       completion_signal=completion_signal).encode()
+
+    def parts(self, private_segment_size: int, group_segment_size: int, kernarg_address: int,
+              completion_signal: int) -> tuple[int, bytes | bytearray]:
+        """(header dword, bytes 4..63) of the packet with these fields (`publish_parts`)."""
+        body = self._patched(bytearray(self.body), 4, private_segment_size,
+                             group_segment_size, kernarg_address, completion_signal)
+        if body is None:
+            return publish_parts(self._encoded(private_segment_size, group_segment_size,
+                                               kernarg_address, completion_signal))
+        return self.header, body
+
+    def encode(self, private_segment_size: int, group_segment_size: int, kernarg_address: int,
+               completion_signal: int) -> bytes | bytearray:
+        """The 64 packet bytes with these fields."""
+        image = self._patched(bytearray(self.raw), 0, private_segment_size,
+                              group_segment_size, kernarg_address, completion_signal)
+        if image is None:
+            return self._encoded(private_segment_size, group_segment_size, kernarg_address,
+                                 completion_signal)
+        return image
 
 
 @dataclass(frozen=True, kw_only=True)

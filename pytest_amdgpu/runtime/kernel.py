@@ -29,13 +29,21 @@ import os
 import struct
 import threading
 import weakref
+from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..codeobj import CodeObject, KernelInfo, load_code_object
-from ..codeobj.kernarg import Geometry, Kernargs, build_kernargs, make_geometry, pack_kernargs
+from ..codeobj.kernarg import (
+    Geometry,
+    Kernargs,
+    KernargTemplate,
+    build_kernargs,
+    make_geometry,
+    pack_kernargs,
+)
 from ..errors import CodeObjectError, UsageError
 from ..packets import aql as _aql
 from ..packets import pm4 as _pm4
@@ -411,9 +419,20 @@ class Kernel:
                    kernarg_data: bytes | None = None) -> list[int]:
         """COMPUTE_USER_DATA values: exactly the user SGPRs the descriptor enables, in the ABI
         order (AMDGPUUsage "Initial Kernel Execution State")."""
-        values: list[int] = []
+        return [v for _, values in self._user_sgpr_groups(
+            kernarg_address=kernarg_address, dispatch_ptr=dispatch_ptr, queue_ptr=queue_ptr,
+            dispatch_id=dispatch_id, scratch=scratch, private_segment_size=private_segment_size,
+            kernarg_data=kernarg_data) for v in values]
+
+    def _user_sgpr_groups(self, *, kernarg_address: int, dispatch_ptr: int, queue_ptr: int,
+                          dispatch_id: int, scratch: ScratchConfig | None,
+                          private_segment_size: int | None,
+                          kernarg_data: bytes | None) -> list[tuple[str, list[int]]]:
+        """`user_sgprs` per enabled user SGPR: (name, its values)."""
+        groups: list[tuple[str, list[int]]] = []
         kd = self.descriptor
         for sgpr in kd.user_sgprs():
+            values: list[int] = []
             if sgpr.name == "private_segment_buffer":
                 values += list(scratch.rsrc if scratch else scratch_rsrc(self.target, 0, 0))
             elif sgpr.name == "dispatch_ptr":
@@ -428,15 +447,13 @@ class Kernel:
                 base = scratch.base if scratch else 0
                 values += [base & 0xFFFFFFFF, base >> 32]
             elif sgpr.name == "kernarg_preload":
-                start = 4 * kd.kernarg_preload_offset
-                data = (kernarg_data or b"")[start:start + 4 * sgpr.count]
-                data = data + bytes(4 * sgpr.count - len(data))
-                values += list(struct.unpack(f"<{sgpr.count}I", data))
+                values += _preloaded(kernarg_data, 4 * kd.kernarg_preload_offset, sgpr.count)
             elif sgpr.name == "private_segment_size":
                 size = (scratch.lane_bytes if scratch else 0) if private_segment_size is None \
                     else private_segment_size
                 values.append(size)
-        return values
+            groups.append((sgpr.name, values))
+        return groups
 
     def pm4_dispatch(self, grid, block, kernarg_address: int, *, dispatch_ptr: int = 0,
                      queue_ptr: int = 0, dispatch_id: int = 0,
@@ -450,6 +467,20 @@ class Kernel:
         ACQUIRE_MEM, SET_SH_REG of COMPUTE_PGM_LO/HI, RSRC1/2, RSRC3 (at the target's offset),
         TMPRING_SIZE and DISPATCH_SCRATCH_BASE when scratch is used, RESTART_X..Z, USER_DATA_*,
         RESOURCE_LIMITS, START_X..NUM_THREAD_Z, DISPATCH_DIRECT and CS_PARTIAL_FLUSH."""
+        return self._pm4_packets(
+            grid, block, kernarg_address, dispatch_ptr=dispatch_ptr, queue_ptr=queue_ptr,
+            dispatch_id=dispatch_id, scratch=scratch, group_segment_size=group_segment_size,
+            private_segment_size=private_segment_size, kernarg_data=kernarg_data,
+            acquire=acquire, partial_flush=partial_flush, geometry=geometry)[0]
+
+    def _pm4_packets(self, grid, block, kernarg_address: int, *, dispatch_ptr: int,
+                     queue_ptr: int, dispatch_id: int, scratch: ScratchConfig | None,
+                     group_segment_size: int | None, private_segment_size: int | None,
+                     kernarg_data: bytes | None, acquire: bool, partial_flush: bool,
+                     geometry: Geometry | None
+                     ) -> tuple[list[_pm4.Pm4Packet], int, list[tuple[str, list[int]]]]:
+        """`pm4_dispatch`, with the index of the COMPUTE_USER_DATA packet in it (-1: none)
+        and the user SGPR values it holds, per SGPR (`_user_sgpr_groups`)."""
         self._check("pm4_dispatch")
         t = self.target
         geom = geometry or self.geometry(grid, block)
@@ -464,10 +495,12 @@ class Kernel:
         if pgm % 256:
             raise CodeObjectError(f"kernel {self.name!r}: entry {pgm:#x} is not 256-byte "
                                   "aligned; COMPUTE_PGM_LO cannot address it")
-        user = self.user_sgprs(kernarg_address=kernarg_address, dispatch_ptr=dispatch_ptr,
-                               queue_ptr=queue_ptr, dispatch_id=dispatch_id, scratch=scratch,
-                               private_segment_size=private_segment_size,
-                               kernarg_data=kernarg_data)
+        groups = self._user_sgpr_groups(
+            kernarg_address=kernarg_address, dispatch_ptr=dispatch_ptr, queue_ptr=queue_ptr,
+            dispatch_id=dispatch_id, scratch=scratch, private_segment_size=private_segment_size,
+            kernarg_data=kernarg_data)
+        user = [v for _, values in groups for v in values]
+        user_index = -1
         sh = _pm4.SetShReg.of
         packets: list[_pm4.Pm4Packet] = []
         if acquire:
@@ -487,6 +520,7 @@ class Kernel:
         # preempted one left in the queue's registers (facts-pm4.md §7 sequence)
         packets.append(sh(t, "COMPUTE_RESTART_X", 0, 0, 0))
         if user:
+            user_index = len(packets)
             packets.append(sh(t, "COMPUTE_USER_DATA_0", *user))
         packets.append(sh(t, "COMPUTE_RESOURCE_LIMITS", 0))
         threads = [b | ((g % b) << 16) for g, b in zip(geom.grid, geom.block)]
@@ -502,11 +536,19 @@ class Kernel:
         if partial_flush:
             packets.append(_pm4.EventWrite(event_type=_pm4.EventType.CS_PARTIAL_FLUSH,
                                            event_index=4))
-        return packets
+        return packets, user_index, groups
 
     def pm4_dwords(self, *args: Any, **kwargs: Any) -> list[int]:
         """`pm4_dispatch` encoded for the device's target."""
         return [dw for p in self.pm4_dispatch(*args, **kwargs) for dw in p.encode(self.target)]
+
+
+def _preloaded(kernarg_data: bytes | None, start: int, count: int) -> list[int]:
+    """The `count` kernarg dwords from byte `start` (0 past the segment's end) that the CP
+    preloads into user SGPRs."""
+    data = (kernarg_data or b"")[start:start + 4 * count]
+    data = data + bytes(4 * count - len(data))
+    return list(struct.unpack(f"<{count}I", data))
 
 
 def _scratch_base_packets(t: Target, scratch: ScratchConfig) -> list[_pm4.Pm4Packet]:
@@ -540,17 +582,18 @@ class _ArgRing:
         self.live: deque[list[Any]] = deque()    # [start, end, completion or None]
 
     def _reclaim(self) -> None:
-        while self.live:
-            completion = self.live[0][2]
-            if completion is None or not _is_done(completion):
+        live = self.live
+        while live:
+            completion = live[0][2]
+            if completion is None or not (getattr(completion, "_done", False)
+                                          or _is_done(completion)):
                 return
-            self.live.popleft()
-        if not self.live:
-            self.head = 0
+            live.popleft()
+        self.head = 0
 
     def alloc(self, nbytes: int, align: int = KERNARG_ALIGN) -> tuple[int, list[Any]]:
         """(offset, entry) of `nbytes`; attach the dispatch's completion to entry[2]."""
-        nbytes = align_up(max(nbytes, 1), align)
+        nbytes = -(-max(nbytes, 1) // align) * align
         if nbytes > self.size:
             raise UsageError(f"{nbytes} bytes of kernargs do not fit the {self.size}-byte ring")
         while True:
@@ -567,14 +610,16 @@ class _ArgRing:
             oldest.wait()       # the oldest dispatch must finish before its memory is reused
 
     def _fit(self, n: int, align: int) -> int | None:
-        head = align_up(self.head, align)
         if not self.live:
             return 0 if n <= self.size else None
         tail = self.live[0][0]
-        if head >= tail:
+        head = align_up(self.head, align)
+        if self.head > tail:
+            # the live regions run from tail to head: room after head, or from 0 to tail
             if head + n <= self.size:
                 return head
             return 0 if n <= tail else None
+        # wrapped (head == tail: full): room only between head and tail
         return head if head + n <= tail else None
 
 
@@ -586,25 +631,32 @@ def _is_done(completion: Completion) -> bool:
 
 
 class _QueueState:
+    """A queue's kernel-dispatch state: kernarg ring, scratch, dispatch ids, shadow queue, and
+    the dispatch plans (`_Plan`) of the kernels and geometries dispatched on it."""
+
     def __init__(self, queue: Queue) -> None:
         self.ring = _ArgRing(queue, KERNARG_RING_SIZE)
+        self.ring_base = self.ring.buffer.gpu_address
+        self.ring_bytes = self.ring.buffer._bytes()
         self.scratch: ScratchConfig | None = None
         self.dispatch_id = 0
         self.shadow_queue: int = 0
+        self.plans: dict[tuple, _Plan] = {}
         self.lock = threading.Lock()
 
 
-_STATES: weakref.WeakKeyDictionary[Any, _QueueState] = weakref.WeakKeyDictionary()
 _STATES_LOCK = threading.Lock()
 
 
 def _state(queue: Queue) -> _QueueState:
-    with _STATES_LOCK:
-        st = _STATES.get(queue)
-        if st is None:
-            st = _QueueState(queue)
-            _STATES[queue] = st
-        return st
+    """The queue's state (kept on the queue, made on its first dispatch)."""
+    st = queue._dispatch_state
+    if st is None:
+        with _STATES_LOCK:
+            st = queue._dispatch_state
+            if st is None:
+                st = queue._dispatch_state = _QueueState(queue)
+    return st
 
 
 def _num_xcc(device: Device) -> int:
@@ -697,11 +749,139 @@ def _shadow_queue(queue: Queue, st: _QueueState) -> int:
     return st.shadow_queue
 
 
+# -- dispatch plans --------------------------------------------------------------------------
+
+PLAN_CACHE_SIZE = 64              # plans kept per queue (cleared when full)
+_NO_OFFSET = (0, 0, 0)
+
+
+def _plain_shape(value: Any) -> bool:
+    """Is `value` an int or a tuple of ints (exact types)? Only such grids, blocks and offsets
+    key the plan cache: equal keys then mean equal shapes, and values that merely compare
+    equal (1.0, True, numpy ints) take the checks of an uncached plan every time."""
+    if type(value) is int:
+        return True
+    return type(value) is tuple and all(type(v) is int for v in value)
+
+
+class _Pm4Template:
+    """The dwords of one PM4 dispatch (`Kernel.pm4_dispatch`) encoded once, and where the user
+    SGPRs that change between dispatches sit in them (dispatch pointer, kernarg pointer,
+    dispatch id, preloaded kernarg dwords): `render` patches only those."""
+
+    def __init__(self, kernel: Kernel, geom: Geometry, *, queue_ptr: int,
+                 scratch: ScratchConfig | None, lds: int, private: int, barrier: Any) -> None:
+        t = kernel.target
+        packets, user_index, groups = kernel._pm4_packets(
+            geom.grid, geom.block, 0, dispatch_ptr=0, queue_ptr=queue_ptr, dispatch_id=0,
+            scratch=scratch, group_segment_size=lds, private_segment_size=private,
+            kernarg_data=None, acquire=True, partial_flush=barrier, geometry=geom)
+        words = array("I")
+        starts = []
+        user_at = -1
+        for i, packet in enumerate(packets):
+            starts.append(len(words))
+            encoded = packet.encode(t)
+            words.extend(encoded)
+            if i == user_index:
+                # SET_SH_REG: the register values are the packet's last dwords
+                user_at = len(words) - sum(len(values) for _, values in groups)
+        self.words = words
+        self.starts = tuple(starts)
+        self.pointers: list[tuple[int, str]] = []     # (dword, "dispatch_ptr" | ...)
+        self.preload: tuple[int, int, int] | None = None   # (dword, kernarg byte, count)
+        at = user_at
+        for name, values in groups:
+            if name in ("dispatch_ptr", "kernarg_segment_ptr", "dispatch_id"):
+                self.pointers.append((at, name))
+            elif name == "kernarg_preload":
+                self.preload = (at, 4 * kernel.descriptor.kernarg_preload_offset, len(values))
+            at += len(values)
+
+    def render(self, dispatch_ptr: int, kernarg_address: int, dispatch_id: int,
+               kernarg_data: bytes) -> array:
+        words = self.words[:]
+        for at, name in self.pointers:
+            value = (dispatch_ptr if name == "dispatch_ptr" else
+                     kernarg_address if name == "kernarg_segment_ptr" else dispatch_id)
+            words[at] = value & 0xFFFFFFFF
+            words[at + 1] = (value >> 32) & 0xFFFFFFFF
+        if self.preload is not None:
+            at, start, count = self.preload
+            words[at:at + count] = array("I", _preloaded(kernarg_data, start, count))
+        return words
+
+
+class _Plan:
+    """What the dispatches of one kernel over one geometry on one queue share, worked out on
+    the first: the validated geometry, the kernarg image with the queue's hidden arguments
+    (`KernargTemplate`), the AQL dispatch packet encoded once (`DispatchTemplate`) and the
+    PM4 dword sequence per LDS size and scratch (`_Pm4Template`). Everything per dispatch —
+    arguments, LDS and scratch checks, kernarg placement, completion signal — is still done
+    on every dispatch."""
+
+    def __init__(self, queue: Queue, st: _QueueState, kernel: Kernel, grid: Any, block: Any,
+                 global_offset: Any, barrier: Any) -> None:
+        self.geom = geom = kernel.geometry(grid, block, global_offset)
+        self.kernel = kernel
+        self.barrier = barrier
+        info = kernel.info
+        self.static_lds = kernel.group_segment_size
+        self.private = kernel.private_segment_size
+        self.uses_dynamic_stack = info.uses_dynamic_stack
+        self.needs_scratch = info.needs_scratch
+        self.what = f"dispatch of {kernel.name}"
+        self.queue_ptr = queue.amd_queue.gpu_address if queue.kind == "aql" else 0
+        if queue.kind == "pm4" and kernel.descriptor.has("ENABLE_SGPR_QUEUE_PTR"):
+            self.queue_ptr = _shadow_queue(queue, st)
+        self.hidden = {"queue_ptr": self.queue_ptr, **_aperture_hidden_values(queue.device)}
+        self.kernargs = KernargTemplate(info, geom, hidden=self.hidden)
+        self.aql: _aql.DispatchTemplate | None = None
+        self.pm4: dict[tuple[int, int, int], tuple[_Pm4Template, ScratchConfig | None]] = {}
+
+    def aql_template(self) -> _aql.DispatchTemplate:
+        if self.aql is None:
+            geom = self.geom
+            self.aql = _aql.DispatchTemplate(self.kernel.aql_packet(
+                geom.grid, geom.block, 0, 0, group_segment_size=self.static_lds,
+                private_segment_size=self.private, barrier=self.barrier, geometry=geom))
+        return self.aql
+
+    def pm4_template(self, scratch: ScratchConfig | None, lds: int, private: int
+                     ) -> _Pm4Template:
+        key = (lds, private, id(scratch))
+        hit = self.pm4.get(key)
+        if hit is not None and hit[1] is scratch:
+            return hit[0]
+        if len(self.pm4) >= 8:
+            self.pm4.clear()
+        tpl = _Pm4Template(self.kernel, self.geom, queue_ptr=self.queue_ptr, scratch=scratch,
+                           lds=lds, private=private, barrier=self.barrier)
+        self.pm4[key] = (tpl, scratch)
+        return tpl
+
+
+def _plan(queue: Queue, st: _QueueState, kernel: Kernel, grid: Any, block: Any,
+          global_offset: Any, barrier: Any) -> _Plan:
+    """The cached plan for these inputs, or a new one (cached when the inputs key safely)."""
+    if (type(barrier) is bool and _plain_shape(grid) and _plain_shape(block)
+            and (global_offset is _NO_OFFSET or _plain_shape(global_offset))):
+        key = (kernel, grid, block, global_offset, barrier)
+        plan = st.plans.get(key)
+        if plan is None:
+            plan = _Plan(queue, st, kernel, grid, block, global_offset, barrier)
+            if len(st.plans) >= PLAN_CACHE_SIZE:
+                st.plans.clear()
+            st.plans[key] = plan
+        return plan
+    return _Plan(queue, st, kernel, grid, block, global_offset, barrier)
+
+
 # -- dispatch ---------------------------------------------------------------------------------
 
 def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
              signal: Signal | None = None, wait_value: int | None = None,
-             signal_value: int = 0, global_offset=(0, 0, 0),
+             signal_value: int = 0, global_offset=_NO_OFFSET,
              hidden: Mapping[str, int] | None = None, barrier: bool = True,
              dynamic_stack: int = DEFAULT_DYNAMIC_STACK) -> Completion:
     """Launch `kernel` on `queue` (AQL or PM4) and return a Completion.
@@ -710,86 +890,92 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
     `signal`: a completion signal of the caller's; AQL decrements it by one (wait_value
     defaults to its current value - 1), PM4 sets it to `signal_value` (default 0). Without
     one, the Completion uses a signal of its own.
+
+    What depends only on the kernel, the geometry and the queue comes from a plan made on the
+    first such dispatch (`_Plan`); the arguments, the LDS and scratch checks and the packets'
+    addresses are handled on every dispatch.
     """
-    from .queue import Completion
+    global _completion_class
+    if _completion_class is None:
+        from .queue import Completion as _completion_class
 
     if not isinstance(kernel, Kernel):
         raise UsageError(f"Queue.dispatch: expected a Kernel (Device.load_kernel), got "
                          f"{type(kernel).__name__}")
-    kernel._check("dispatch")
+    if kernel._freed:
+        kernel._check("dispatch")
     if kernel.device is not queue.device:
         raise UsageError(f"{kernel.describe()} is loaded on {kernel.device.describe()}, not on "
                          f"{queue.device.describe()}: load it on the queue's device")
-    if queue.kind not in ("aql", "pm4"):
+    kind = queue.kind
+    if kind != "aql" and kind != "pm4":
         raise UsageError(f"{queue.describe()}: kernels dispatch on 'aql' or 'pm4' queues, not "
                          f"{queue.kind!r}")
-    geom = kernel.geometry(grid, block, global_offset)
-    st = _state(queue)
+    st = queue._dispatch_state or _state(queue)
     with st.lock:
-        queue_ptr = queue.amd_queue.gpu_address if queue.kind == "aql" else 0
-        if queue.kind == "pm4" and kernel.descriptor.has("ENABLE_SGPR_QUEUE_PTR"):
-            queue_ptr = _shadow_queue(queue, st)
-        hidden_values = {"queue_ptr": queue_ptr, **_aperture_hidden_values(queue.device)}
-        if hidden:
-            hidden_values.update(hidden)
-        if isinstance(args, bytes | bytearray | memoryview):
-            data = bytes(args)
-            kargs = Kernargs(data, 0, kernel.group_segment_size, geom)
+        if type(grid) is int and type(block) is int and global_offset is _NO_OFFSET \
+                and barrier is True:
+            plan = st.plans.get((kernel, grid, block, global_offset, barrier))   # the usual
+            if plan is None:
+                plan = _plan(queue, st, kernel, grid, block, global_offset, barrier)
         else:
-            kargs = pack_kernargs(kernel.info, args, geom, hidden=hidden_values)
-        lds = kargs.group_segment_size
-        if lds > queue.target.lds_bytes_per_workgroup:
+            plan = _plan(queue, st, kernel, grid, block, global_offset, barrier)
+        geom = plan.geom
+        if type(args) is not list and type(args) is not tuple and \
+                isinstance(args, bytes | bytearray | memoryview):
+            data = bytes(args)
+            dynamic, lds = 0, plan.static_lds
+        elif hidden:
+            values = dict(plan.hidden)
+            values.update(hidden)
+            kargs = pack_kernargs(kernel.info, args, geom, hidden=values)
+            data, dynamic, lds = kargs.data, kargs.dynamic_lds_size, kargs.group_segment_size
+        else:
+            data, dynamic, lds = plan.kernargs.pack_parts(args)
+        target = queue.target
+        if lds > target.lds_bytes_per_workgroup:
             raise UsageError(f"kernel {kernel.name!r}: {lds} bytes of LDS per work-group "
                              f"(static {kernel.group_segment_size} + dynamic "
-                             f"{kargs.dynamic_lds_size}) exceed the "
-                             f"{queue.target.lds_bytes_per_workgroup} of {queue.target.name}")
-        lane_bytes = kernel.private_segment_size + (
+                             f"{dynamic}) exceed the "
+                             f"{target.lds_bytes_per_workgroup} of {target.name}")
+        lane_bytes = plan.private + (
             check_int("dynamic_stack", dynamic_stack, minimum=0)
-            if kernel.info.uses_dynamic_stack else 0)
+            if plan.uses_dynamic_stack else 0)
         scratch = None
-        if kernel.info.needs_scratch or lane_bytes:
+        if plan.needs_scratch or lane_bytes:
             scratch = _ensure_scratch(queue, st, kernel, geom, lane_bytes)
             lane_bytes = scratch.lane_bytes
         ring = st.ring
-        karg_size = max(len(kargs.data), 16)
-        extra = 64 if queue.kind == "pm4" else 0
-        offset, entry = ring.alloc(align_up(karg_size, KERNARG_ALIGN) + extra)
-        kernarg_address = ring.buffer.gpu_address + offset
-        ring.buffer.write(offset, kargs.data)
+        karg_size = max(len(data), 16)
+        karg_region = align_up(karg_size, KERNARG_ALIGN)
+        offset, entry = ring.alloc(karg_region + 64 if kind == "pm4" else karg_region)
+        kernarg_address = st.ring_base + offset
+        st.ring_bytes[offset:offset + len(data)] = data
         sig, owns = queue._completion_signal(signal, 1)
         try:
-            if queue.kind == "aql":
+            if kind == "aql":
                 if wait_value is None:
                     wait_value = 0 if owns else sig.value - 1
-                packet = kernel.aql_packet(
-                    geom.grid, geom.block, kernarg_address, sig.handle,
-                    group_segment_size=lds, private_segment_size=lane_bytes, barrier=barrier,
-                    geometry=geom)
+                header, body = plan.aql_template().parts(lane_bytes, lds, kernarg_address,
+                                                         sig.handle)
                 sig._submitted_on(queue)
-                queue.submit(packet)
-                completion = Completion(queue, sig, wait_value, "<=" if not owns else "==",
-                                        owns_signal=owns, what=f"dispatch of {kernel.name}")
+                queue._publish(header, body)
+                completion = _completion_class(queue, sig, wait_value,
+                                               "==" if owns else "<=", owns_signal=owns,
+                                               what=plan.what)
             else:
-                packet_offset = offset + align_up(karg_size, KERNARG_ALIGN)
-                dispatch_ptr = ring.buffer.gpu_address + packet_offset
-                image = kernel.aql_packet(
-                    geom.grid, geom.block, kernarg_address, sig.handle,
-                    group_segment_size=lds, private_segment_size=lane_bytes, barrier=barrier,
-                    geometry=geom)
-                ring.buffer.write(packet_offset, image.encode())
+                packet_offset = offset + karg_region
+                dispatch_ptr = st.ring_base + packet_offset
+                st.ring_bytes[packet_offset:packet_offset + _aql.PACKET_BYTES] = \
+                    plan.aql_template().encode(lane_bytes, lds, kernarg_address, sig.handle)
                 st.dispatch_id += 1
-                packets = kernel.pm4_dispatch(
-                    geom.grid, geom.block, kernarg_address, geometry=geom,
-                    dispatch_ptr=dispatch_ptr, queue_ptr=queue_ptr,
-                    dispatch_id=st.dispatch_id - 1, scratch=scratch, group_segment_size=lds,
-                    private_segment_size=lane_bytes, kernarg_data=kargs.data,
-                    partial_flush=barrier)
-                queue.submit(*packets)
+                pm4 = plan.pm4_template(scratch, lds, lane_bytes)
+                words = pm4.render(dispatch_ptr, kernarg_address, st.dispatch_id - 1, data)
                 final = 0 if owns else signal_value
-                queue.signal(sig, final)
-                completion = Completion(queue, sig, final if wait_value is None else wait_value,
-                                        "==", owns_signal=owns,
-                                        what=f"dispatch of {kernel.name}")
+                queue._submit_with_signal(words, pm4.starts, sig, final)
+                completion = _completion_class(
+                    queue, sig, final if wait_value is None else wait_value, "==",
+                    owns_signal=owns, what=plan.what)
         except BaseException:
             ring.live.remove(entry)
             if owns:
@@ -798,3 +984,6 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
         entry[2] = completion
         queue._completions.add(completion)
         return completion
+
+
+_completion_class: Any = None      # queue.Completion, imported on first use (import cycle)

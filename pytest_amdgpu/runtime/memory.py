@@ -26,6 +26,7 @@ from ._util import (
     align_up,
     check_int,
     memory_array,
+    raw_view,
     read_bytes,
     write_bytes,
 )
@@ -114,6 +115,7 @@ class Buffer:
         self.mapped_gpus: list[int] = []
         self._lock = threading.Lock()
         self._freed = False
+        self._view: memoryview | None = None
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -179,8 +181,21 @@ class Buffer:
         self._range("read", offset, n)
         return read_bytes(base + offset, n)
 
+    def _bytes(self) -> memoryview:
+        """The CPU mapping as a byte memoryview (made once; checked by the callers)."""
+        view = self._view
+        if view is None:
+            view = self._view = raw_view(self._check_cpu("write"), self.size)
+        return view
+
     def write(self, offset: int, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Copy `data` into the buffer at byte `offset`."""
+        if (type(data) is bytes or type(data) is bytearray) and type(offset) is int \
+                and not self._freed and self.cpu_address is not None:
+            end = offset + len(data)
+            if offset >= 0 and end <= self.size:
+                self._bytes()[offset:end] = data
+                return
         base = self._check_cpu("write")
         offset = check_int("offset", offset, minimum=0)
         nbytes = data.nbytes if isinstance(data, np.ndarray) else memoryview(data).nbytes
@@ -248,6 +263,7 @@ class Buffer:
             if not kfd.closed:
                 kfd.free_memory(handle=self.handle)
             self._freed = True
+            self._view = None
             self._process.port.munmap(self.gpu_address, self.alloc_size)
         if self.device is not None:
             self.device._forget(self)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import bisect
 import errno as _errno
+import itertools
 import logging
 import threading
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,7 +46,6 @@ from ._util import (
     resolve_timeout,
     store32,
     store64,
-    write_bytes,
 )
 from .memory import Buffer
 from .signal import CONDITIONS, Signal, check_condition, wait_until
@@ -75,6 +76,10 @@ RELEASE_CACHE_FIELDS: dict[str, dict[str, int]] = {
               "cache_policy": 3},
 }
 _COND_FUNCTION = {"<": 1, "<=": 2, "==": 3, "!=": 4, ">=": 5, ">": 6}   # WAIT_REG_MEM FUNCTION
+if array("I").itemsize != 4:                                # ring dwords are written as array("I")
+    raise ImportError("pytest_amdgpu needs a 4-byte C unsigned int")
+_kernel_module: Any = None                                  # runtime.kernel, imported on first use
+_MIN_S64, _MAX_U64 = -(1 << 63), (1 << 64) - 1               # what a signal value may be
 
 
 def _u32_reference(what: str, value: int) -> int:
@@ -153,6 +158,8 @@ class Queue:
         self._disabled_percentage: int | None = None
         self._ring_attached = True
         self._wptr = 0
+        self._consumed = 0          # read pointer (monotonic, in units) as last read back
+        self._dispatch_state: Any = None    # runtime.kernel's per-queue state
         self._buffers: list[Buffer] = []
         self._signals: list[Signal] = []
         self._completions: set[Completion] = set()
@@ -161,6 +168,7 @@ class Queue:
         try:
             self.ring = self._internal(ring_size, "gtt", "ring", executable=True)
             self._setup_pointers()
+            self._capacity = self.ring_units - self.reserve
             kw = self._compute_buffers() if self.compute else {}
             info = self.process.kfd.create_queue(
                 gpu_id=device.gpu_id, queue_type=self._queue_type(), ring_base=self.ring.gpu_address,
@@ -325,13 +333,20 @@ class Queue:
             raise UsageError(f"{type(self).__name__}.{what}: {self.describe()} was destroyed")
 
     def _wait_space(self, needed: int) -> None:
-        """Wait until `needed` units are free (one unit always stays free)."""
-        capacity = self.ring_units - self.reserve
+        """Wait until `needed` units are free (one unit always stays free).
+
+        The read pointer only grows, so the free space the last read of it showed is a lower
+        bound: the engine's pointer is read again only when that bound is not enough."""
+        capacity = self._capacity
         if needed > capacity:
             raise UsageError(f"{self.describe()}: {needed} {self.unit} do not fit a ring of "
                              f"{capacity} usable {self.unit}; create the queue with a larger "
                              "ring_size")
-        if capacity - self._used() >= needed:
+        if capacity - (self._wptr - self._consumed) >= needed:
+            return
+        used = self._used()
+        self._consumed = self._wptr - used
+        if capacity - used >= needed:
             return
         seconds = resolve_timeout(self.submit_timeout)
         wait_until(self._used, lambda used: capacity - used >= needed, timeout=seconds,
@@ -426,9 +441,11 @@ class Queue:
         sequence) come from `pytest_amdgpu.runtime.kernel`.
         """
         self._check_usable("dispatch")
-        from . import kernel as _kernel
-
-        return _kernel.dispatch(self, kernel, grid, block, args, signal=signal, **options)
+        global _kernel_module
+        if _kernel_module is None:
+            from . import kernel as _kernel_module
+        return _kernel_module.dispatch(self, kernel, grid, block, args, signal=signal,
+                                       **options)
 
     def _completion_signal(self, signal: Signal | None, initial: int) -> tuple[Signal, bool]:
         if signal is not None:
@@ -523,7 +540,7 @@ class _ValueTemplate:
     def __init__(self, packets: Sequence[Any], target, patches: Sequence[tuple[int, str, int]]):
         """`patches`: (packet index, field name, value shift): the field gets
         ``(value >> shift)`` masked to its width."""
-        self.words: list[int] = []
+        self.words = array("I")
         self.lengths: list[int] = []
         starts = []
         for p in packets:
@@ -531,15 +548,26 @@ class _ValueTemplate:
             w = p.encode(target)
             self.words.extend(w)
             self.lengths.append(len(w))
+        self.starts = tuple(starts)          # packet starts, in dwords from the first
         self.points = []
         for index, name, shift in patches:
             field = packets[index]._layout(target).by_name[name]
             for part in field.parts:
                 self.points.append((starts[index] + part.dw, part.lo, (1 << part.width) - 1,
                                     part.vshift, shift, field.bias))
+        # whole dwords without bias (the usual 32/64-bit data fields): (dword, value shift)
+        self.whole = [(dw, vshift + shift) for dw, lo, mask, vshift, shift, bias in self.points
+                      if lo == 0 and mask == 0xFFFFFFFF and bias == 0]
+        if len(self.whole) != len(self.points):
+            self.whole = None
 
-    def render(self, value: int) -> list[int]:
-        words = list(self.words)
+    def render(self, value: int) -> array:
+        """The packets' dwords with `value` patched in."""
+        words = self.words[:]
+        if self.whole is not None:
+            for dw, shift in self.whole:
+                words[dw] = (value >> shift) & 0xFFFFFFFF
+            return words
         for dw, lo, mask, vshift, shift, bias in self.points:
             v = (((value >> shift) - bias) >> vshift) & mask
             words[dw] = (words[dw] & ~(mask << lo)) | (v << lo)
@@ -555,8 +583,11 @@ class _DwordRing(Queue):
     def _setup_pointers(self) -> None:
         super()._setup_pointers()
         self._words = self.ring.view(np.uint32)
+        self._ring_u32 = self.ring._bytes().cast("I")     # the writer's view: plain memcpy
         self._ring_dw = self.ring_size // 4
-        self._starts: deque[int] = deque(maxlen=self.HISTORY)   # monotonic dword positions
+        # packet starts for ring dumps, per submission: (monotonic dword position, the
+        # packets' dword offsets from it)
+        self._starts: deque[tuple[int, Sequence[int]]] = deque(maxlen=self.HISTORY)
         self._templates: dict[tuple[int, int | None], _ValueTemplate] = {}
 
     @property
@@ -571,34 +602,45 @@ class _DwordRing(Queue):
         doorbell; returns the write pointer after them (in `unit`)."""
         self._check_usable("submit")
         words, lengths = _as_dwords(packets, self.target)
-        return self._submit_words(words, lengths)
+        return self._submit_words(words, (0, tuple(itertools.accumulate(lengths[:-1],
+                                                                        initial=0))))
 
-    def _submit_words(self, words: list[int], lengths: list[int]) -> int:
+    def _submit_words(self, words: list[int] | array,
+                      *groups: tuple[int, Sequence[int]]) -> int:
+        """Write `words` at the write pointer, padding the ring's end with NOPs first when they
+        do not fit before it, and ring the doorbell. `groups`: (dword offset in `words`, the
+        dword offsets of packets from there), for ring dumps."""
         n = len(words)
         if n == 0:
             return self._wptr
+        if type(words) is not array:
+            words = array("I", words)
         per_dw = 4 // self.bytes_per_unit            # units per dword
         with self._lock:
-            pos = (self._wptr // per_dw) % self._ring_dw
+            wptr = self._wptr
+            pos = (wptr // per_dw) % self._ring_dw
             if pos + n > self._ring_dw:
                 pad = self._ring_dw - pos
                 self._wait_space(pad * per_dw)
                 self._write_nops(pos, pad)
                 self._wptr += pad * per_dw
                 self._ring_doorbell()
+                wptr = self._wptr
                 pos = 0
-            self._wait_space(n * per_dw)
-            self._words[pos:pos + n] = words
-            start = self._wptr // per_dw
-            for length in lengths:
-                self._starts.append(start)
-                start += length
-            self._wptr += n * per_dw
-            self._ring_doorbell()
-            return self._wptr
+            if self._capacity - (wptr - self._consumed) < n * per_dw:
+                self._wait_space(n * per_dw)
+            self._ring_u32[pos:pos + n] = words
+            base = wptr // per_dw
+            for offset, starts in groups:
+                self._starts.append((base + offset, starts))
+            self._wptr = wptr = wptr + n * per_dw
+            store64(self.wptr_address, wptr)
+            self.process.port.doorbell(self.doorbell_address, wptr)
+            return wptr
 
     def _signal_template(self, signal: Signal) -> _ValueTemplate:
-        key = (signal.address, signal.event_id)
+        event = signal.event
+        key = (signal.address, None if event is None else event.event_id)
         tpl = self._templates.get(key)
         if tpl is None:
             if len(self._templates) >= 256:
@@ -614,21 +656,37 @@ class _DwordRing(Queue):
         """Set `signal` to the 64-bit `value` once the preceding packets are done (PM4:
         RELEASE_MEM at end of pipe; SDMA: two FENCEs), interrupting for an interrupt signal."""
         self._check_usable("signal")
-        value = check_int("value", value, minimum=-(1 << 63), maximum=(1 << 64) - 1)
-        if signal.freed:
+        if type(value) is not int or not _MIN_S64 <= value <= _MAX_U64:
+            value = check_int("value", value, minimum=_MIN_S64, maximum=_MAX_U64)
+        if signal._freed:
             raise UsageError(f"{type(self).__name__}.signal: {signal.describe()} was freed")
         tpl = self._signal_template(signal)
         signal._submitted_on(self)
-        return self._submit_words(tpl.render(value & 0xFFFFFFFFFFFFFFFF), tpl.lengths)
+        return self._submit_words(tpl.render(value & _MAX_U64), (0, tpl.starts))
+
+    def _submit_with_signal(self, words: array, starts: Sequence[int], signal: Signal,
+                            value: int) -> int:
+        """Submit `words` (packets starting at `starts`) followed by what `signal(signal,
+        value)` submits — checked first, so nothing is written when it would fail — with one
+        doorbell (a kernel dispatch and its completion)."""
+        self._check_usable("submit")
+        if type(value) is not int or not _MIN_S64 <= value <= _MAX_U64:
+            value = check_int("value", value, minimum=_MIN_S64, maximum=_MAX_U64)
+        if signal._freed:
+            raise UsageError(f"{type(self).__name__}.signal: {signal.describe()} was freed")
+        tpl = self._signal_template(signal)
+        signal._submitted_on(self)
+        n = len(words)
+        return self._submit_words(words + tpl.render(value & _MAX_U64), (0, starts),
+                                  (n, tpl.starts))
 
     def _write_nops(self, pos: int, count: int) -> None:
-        start = self._wptr // (4 // self.bytes_per_unit)
+        self._starts.append((self._wptr // (4 // self.bytes_per_unit),
+                             tuple(range(0, count, 0x4000))))
         while count:
             chunk = min(count, 0x4000)
             self._words[pos:pos + chunk] = self._nop(chunk)
-            self._starts.append(start)
             pos += chunk
-            start += chunk
             count -= chunk
 
     def _ring_doorbell(self) -> None:
@@ -643,7 +701,8 @@ class _DwordRing(Queue):
         r = self.read_pointer // per_dw
         w = self._wptr // per_dw
         oldest = max(w - self._ring_dw, 0)
-        starts = [x for x in self._starts if x >= oldest]
+        starts = [x for base, rel in self._starts for x in map(base.__add__, rel)
+                  if x >= oldest]
         i = bisect.bisect_right(starts, r) - 1
         lo = max(r, oldest) if i < 0 else starts[max(i - before, 0)]
         hi = w
@@ -919,8 +978,10 @@ class AQLQueue(Queue):
         base = page.gpu_address
         self.rptr_address = base + _AQ.read_dispatch_id
         self.wptr_address = base + _AQ.write_dispatch_id
-        self._signal_packets: dict[int, bytes] = {}
+        self._signal_packets: dict[int, tuple[int, bytes]] = {}
         self.slots = self.ring_size // AQL_PACKET
+        self._ring_base = self.ring.gpu_address
+        self._ring_bytes = self.ring._bytes()       # the writer's view: plain memcpy
         ring = self.ring.view(np.uint32).reshape(self.slots, AQL_PACKET // 4)
         ring[:, 0] = int(_aql.INVALID_HEADER)
         ring[:, 1:] = 0
@@ -991,16 +1052,32 @@ class AQLQueue(Queue):
             return self._wptr - 1
         with self._lock:
             for blob in blobs:
-                self._wait_space(1)
-                index = self._wptr
-                slot = self.ring.gpu_address + (index % self.slots) * AQL_PACKET
-                header, body = _aql.publish_parts(blob)
-                self._wptr = index + 1
-                store64(self.wptr_address, self._wptr)
-                write_bytes(slot + 4, body)
-                store32(slot, header)
+                self._write_slot(*_aql.publish_parts(blob))
             self.process.port.doorbell(self.doorbell_address, self._wptr - 1)
             return self._wptr - 1
+
+    def _write_slot(self, header: int, body: bytes | bytearray) -> None:
+        """Put one packet (its first dword, bytes 4..63) in the next slot once there is room:
+        publish the write index, write the body, then release-store the header. The caller
+        holds the lock and rings the doorbell."""
+        index = self._wptr
+        if index - self._consumed >= self.slots:
+            self._wait_space(1)
+        off = (index % self.slots) * AQL_PACKET
+        self._wptr = index + 1
+        store64(self.wptr_address, index + 1)
+        self._ring_bytes[off + 4:off + AQL_PACKET] = body
+        store32(self._ring_base + off, header)
+
+    def _publish(self, header: int, body: bytes | bytearray) -> int:
+        """Submit one packet already split by `publish_parts` (what `submit` does for one
+        packet, without re-encoding or re-checking it); returns its index."""
+        self._check_usable("submit")
+        with self._lock:
+            self._write_slot(header, body)
+            index = self._wptr - 1
+            self.process.port.doorbell(self.doorbell_address, index)
+            return index
 
     def dump_ring(self, before: int = 8, after: int = 8) -> str:
         """Packets from `before` before ``read_dispatch_id`` (marked ``=>``) to `after` after
@@ -1072,15 +1149,15 @@ class AQLQueue(Queue):
                              "count of completions to wait for, or use a PM4/SDMA queue")
         if signal.freed:
             raise UsageError(f"AQLQueue.signal: {signal.describe()} was freed")
-        packet = self._signal_packets.get(signal.handle)
-        if packet is None:
+        parts = self._signal_packets.get(signal.handle)
+        if parts is None:
             if len(self._signal_packets) >= 256:
                 self._signal_packets.clear()
-            packet = _aql.BarrierAndPacket(completion_signal=signal.handle,
-                                           barrier=1).encode(self.target)
-            self._signal_packets[signal.handle] = packet
+            parts = _aql.publish_parts(_aql.BarrierAndPacket(
+                completion_signal=signal.handle, barrier=1).encode(self.target))
+            self._signal_packets[signal.handle] = parts
         signal._submitted_on(self)
-        return self.submit(packet)
+        return self._publish(*parts)
 
     def wait_for(self, signal: Signal, value: int = 0, *, cond: str = "==") -> int:
         """Stall the queue until ``signal cond value``: a BARRIER_AND for ``== 0``, else the

@@ -51,7 +51,7 @@ SPIN_FIRST = 200e-6               # a polling wait first polls in C this long, G
 EXCEPTION_CHECK_INTERVAL = 2e-3   # first exception poll of a polling wait (seconds) …
 EXCEPTION_CHECK_MAX = 50e-3       # … growing to this, so long waits do not flood the trace
 MAX_REMEMBERED_QUEUES = 4
-_MASK64 = 0xFFFFFFFFFFFFFFFF
+_MIN_S64 = -(1 << 63)
 
 
 _SIG = _aql.AMD_SIGNAL
@@ -80,6 +80,18 @@ def _image_struct() -> tuple[struct.Struct, Callable[[tuple[int, int, int, int]]
 
 
 _IMAGE, _IMAGE_ORDER = _image_struct()
+_USER_IMAGES: dict[int, bytes] = {}
+
+
+def _user_image(initial: int) -> bytes:
+    """The slot image of a signal without event holding `initial` (the small values
+    completion signals start at are kept)."""
+    image = _USER_IMAGES.get(initial)
+    if image is None:
+        image = _IMAGE.pack(*_IMAGE_ORDER((AMD_SIGNAL_KIND_USER, initial & _MASK64, 0, 0)))
+        if -16 <= initial <= 16:
+            _USER_IMAGES[initial] = image
+    return image
 
 
 def _signed64(value: int) -> int:
@@ -157,7 +169,8 @@ class Signal:
 
     def __init__(self, device: Device, initial: int = 0, *, interrupt: bool = False,
                  owner: object = None, internal: bool = False) -> None:
-        initial = check_int("initial", initial, minimum=-(1 << 63), maximum=(1 << 64) - 1)
+        if type(initial) is not int or not _MIN_S64 <= initial <= _MASK64:
+            initial = check_int("initial", initial, minimum=_MIN_S64, maximum=_MASK64)
         self.device = device
         self.process = device.process
         self.owner = owner
@@ -169,16 +182,18 @@ class Signal:
         self.event: Event | None = None
         self.address = self.process.alloc_signal_slot()
         try:
-            mailbox = event_id = 0
             if interrupt:
                 self.event = Event(device, "signal", auto_reset=True, internal=True,
                                    owner=self)
                 assert self.event.mailbox_address is not None
-                mailbox, event_id = self.event.mailbox_address, self.event.event_id
+                image = _IMAGE.pack(*_IMAGE_ORDER((AMD_SIGNAL_KIND_USER, initial & _MASK64,
+                                                   self.event.mailbox_address,
+                                                   self.event.event_id)))
+            else:
+                image = _user_image(initial)
             # the whole slot in one copy; packets that use the signal are published after it
             # with a release store, which orders this write before them
-            write_bytes(self.address, _IMAGE.pack(*_IMAGE_ORDER(
-                (AMD_SIGNAL_KIND_USER, initial & _MASK64, mailbox, event_id))))
+            write_bytes(self.address, image)
         except BaseException:
             if self.event is not None:
                 self.event.destroy()
@@ -277,8 +292,14 @@ class Signal:
     def _submitted_on(self, queue: Queue) -> None:
         """Remember `queue` as one this signal was used on (for timeout reports)."""
         queues = self._queues
-        if queues and queues[-1]() is queue:
-            return              # already the most recent one: nothing would change
+        if queues:
+            if queues[-1]() is queue:
+                return          # already the most recent one: nothing would change
+        else:
+            with self._lock:
+                if not self._queues:
+                    self._queues.append(weakref.ref(queue))
+                    return
         with self._lock:
             self._queues = [r for r in self._queues if r() is not None and r() is not queue]
             self._queues.append(weakref.ref(queue))

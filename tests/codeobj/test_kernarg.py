@@ -260,3 +260,51 @@ def test_hidden_none_slot_stays_zero():
         with pytest.raises(UsageError, match="not a hidden argument value kind"):
             build_kernargs(Info(), [Buf(0x9000)], grid=64, block=64, hidden={key: 1})
 
+
+
+def _template_cases():
+    saxpy = [1.0, Buf(0x10), Buf(0x20), 3]
+    return [
+        ("saxpy", saxpy, None),
+        ("saxpy", {"a": 2.5, "x": Buf(1), "y": Buf(2), "count": 7}, {"queue_ptr": 0x7F00}),
+        ("mixed_args", MIXED, None),
+        ("local_arg_reduce", [Buf(1), Buf(2), LocalMemory(512), 10], None),
+        ("local_arg_reduce", [Buf(1), Buf(2), LocalMemory(0), 10], {"dynamic_lds_size": 9}),
+        ("hidden_args", [Buf(3)], {"queue_ptr": 0x1234, "private_base": 5}),
+        ("empty", [], {"queue_ptr": 0x1234}),
+        ("empty", (), None),
+    ]
+
+
+@pytest.mark.parametrize("target", kernels.TARGETS)
+@pytest.mark.parametrize(("name", "args", "hidden"), _template_cases())
+def test_template_packs_what_pack_kernargs_packs(target, name, args, hidden):
+    """KernargTemplate (the hidden arguments written once per geometry) gives the bytes and
+    LDS sizes of pack_kernargs, for one geometry after another."""
+    from pytest_amdgpu.codeobj.kernarg import KernargTemplate, make_geometry, pack_kernargs
+
+    kernel = kernels.load(name, target).kernels[name]
+    for grid, block, offset in [(1000, 128, (0, 0, 0)), ((100, 9, 4), (32, 4, 2), (3, 2, 1))]:
+        geom = make_geometry(grid, block, offset, max_workgroup_size=1024)
+        tpl = KernargTemplate(kernel, geom, hidden=hidden)
+        for _ in range(2):
+            assert tpl.pack(args) == pack_kernargs(kernel, args, geom, hidden=hidden)
+
+
+def test_template_raises_what_pack_kernargs_raises_in_the_same_order():
+    from pytest_amdgpu.codeobj.kernarg import KernargTemplate, make_geometry
+
+    kernel = kernels.load("saxpy", "gfx942").kernels["saxpy"]
+    geom = make_geometry(64, 64)
+    tpl = KernargTemplate(kernel, geom, hidden={"no_such_kind": 1})
+    with pytest.raises(UsageError, match="takes 4 argument"):    # the arguments first …
+        tpl.pack([1.0])
+    with pytest.raises(UsageError, match="no_such_kind"):        # … then the hidden values
+        tpl.pack([1.0, Buf(1), Buf(2), 3])
+    tpl = KernargTemplate(kernel, geom)
+    for args, message in [([1.0, Buf(1), Buf(2), 1 << 32], "does not fit 4 bytes"),
+                          ([Buf(5), Buf(1), Buf(2), 3], "is passed by value")]:
+        with pytest.raises(UsageError, match=message):
+            tpl.pack(args)
+    assert tpl.pack([1.0, Buf(1), Buf(2), 3]) == build_kernargs(
+        kernel, [1.0, Buf(1), Buf(2), 3], grid=64, block=64)

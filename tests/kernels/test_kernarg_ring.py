@@ -54,3 +54,20 @@ def test_everything_done_resets_the_ring():
         c.done = True
     off, _ = ring.alloc(4096)
     assert off == 0 and all(c.waits == 0 for c in entries)
+
+
+def test_a_ring_filled_to_the_oldest_region_waits_for_it():
+    """After wrapping, the head can reach the oldest live region exactly: the ring is full
+    then, and the next allocation waits for that region's dispatch instead of reusing it."""
+    ring = _ArgRing(FakeQueue(), 1024)
+    first = []
+    for _ in range(4):
+        off, entry = ring.alloc(256)
+        entry[2] = FakeCompletion()
+        first.append(entry[2])
+    first[0].done = True
+    off, entry = ring.alloc(256)              # wraps into the first region
+    entry[2] = FakeCompletion()
+    assert off == 0
+    off, entry = ring.alloc(256)              # head == oldest live region (256): full
+    assert off == 256 and first[1].waits == 1

@@ -158,3 +158,32 @@ def test_tmpring_size(target, waves, wave_bytes, expected):
 def test_tmpring_size_overflow():
     with pytest.raises(PacketError, match="WAVESIZE"):
         aql.encode_tmpring_size("gfx942", 1, (1 << 13) * 1024)
+
+
+def test_dispatch_template_patches_the_fields_encode_writes():
+    """DispatchTemplate: the packet encoded once, with segment sizes, kernarg address and
+    completion signal written per use, gives the bytes the full encoder gives; a value that
+    does not fit its field raises the encoder's error."""
+    import dataclasses
+    import random
+
+    base = aql.KernelDispatchPacket(
+        barrier=1, dimensions=3, workgroup_size_x=32, workgroup_size_y=4, workgroup_size_z=2,
+        grid_size_x=100, grid_size_y=9, grid_size_z=4, private_segment_size=16,
+        group_segment_size=512, kernel_object=0x7F00_0000_1000, kernarg_address=0x1000,
+        completion_signal=0x2000)
+    tpl = aql.DispatchTemplate(base)
+    rng = random.Random(5)
+    for _ in range(20):
+        fields = {"private_segment_size": rng.getrandbits(32),
+                  "group_segment_size": rng.getrandbits(32),
+                  "kernarg_address": rng.getrandbits(64),
+                  "completion_signal": rng.getrandbits(64)}
+        want = dataclasses.replace(base, **fields).encode()
+        assert bytes(tpl.encode(*fields.values())) == want
+        header, body = tpl.parts(*fields.values())
+        assert (header, bytes(body)) == aql.publish_parts(want)
+    with pytest.raises(PacketError):
+        tpl.parts(1 << 32, 0, 0, 0)
+    with pytest.raises(PacketError):
+        tpl.encode(0, -1, 0, 0)
