@@ -283,8 +283,8 @@ class Mapping:
     """One attachment of a BO in one device's VM (an amdgpu_bo_va mapping): the BO's pages at
     GPU VA [start, start + bo_size)."""
 
-    __slots__ = ("_windows", "array", "bo", "end", "executable", "fast_write", "host", "mv",
-                 "queue_refcount", "start", "start64", "writable")
+    __slots__ = ("_windows", "address", "array", "bo", "end", "executable", "fast_write", "host",
+                 "mv", "queue_refcount", "start", "start64", "writable")
 
     def __init__(self, bo: BufferObject, start: int | None = None) -> None:
         self.bo = bo
@@ -296,6 +296,7 @@ class Mapping:
         self.host = bo.backing.is_host
         self.fast_write = self.writable and not self.host   # GPUVM's lock-free store path
         self.array = bo.backing.array[:bo.bo_size]
+        self.address = self.array.ctypes.data   # host address of the first byte (atomics)
         self.mv = memoryview(self.array)   # small accesses: a memoryview copy is ~10x numpy's
         self.queue_refcount = 0       # amdgpu_bo_va.queue_refcount (kfd_queue_buffer_get)
         self._windows: dict[int, np.ndarray] = {}
@@ -529,7 +530,7 @@ class GPUVM:
         mask = (1 << (size * 8)) - 1
         m = self._span_checked(addr, size, True)
         o = addr - m.start
-        host_addr = m.array.ctypes.data + o
+        host_addr = m.address + o
         cas = _syscall.cas64 if size == 8 else _syscall.cas32
         load = _syscall.load64 if size == 8 else _syscall.load32
         s = src & mask

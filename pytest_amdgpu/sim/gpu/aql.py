@@ -101,10 +101,18 @@ class AQLProcessor(QueueProcessor):
         self._wptr: Region | None = None
         self.pm4: PM4Executor | None = None     # vendor PM4-IB in progress
         self.pm4_index = -1
-        self.loc = ""
+        self._at: tuple[int, int, int] | None = None   # current packet: index, slot, address
         self._plans: dict[int, _KernelPlan] = {}   # kernel object -> checked descriptor
         self._fields: Region | None = None          # amd_queue_t tmpring / scratch fields
         self._tmpring = (None, 0, 0)                # (COMPUTE_TMPRING_SIZE, its decoding)
+
+    @property
+    def loc(self) -> str:
+        """Where the current packet is, for messages (formatted only when one is made)."""
+        if self._at is None:
+            return ""
+        index, slot, addr = self._at
+        return f"AQL packet {index} (slot {slot} at {addr:#x})"
 
     @property
     def queue_address(self) -> int:
@@ -144,7 +152,7 @@ class AQLProcessor(QueueProcessor):
                                     f"write_dispatch_id is {write_index} but the header type "
                                     "is still INVALID")
                 return Status.WAIT
-            self.loc = f"AQL packet {index} (slot {index % slots} at {addr:#x})"
+            self._at = (index, index % slots, addr)
             pkt = self._decode(raw)
             t = type(pkt)
             if t is A.KernelDispatchPacket:
