@@ -528,7 +528,9 @@ class GPUVM:
         if size not in (4, 8):
             raise ValueError(f"atomic size must be 4 or 8, not {size}")
         mask = (1 << (size * 8)) - 1
-        m = self._span_checked(addr, size, True)
+        m = self._last
+        if m is None or not m.fast_write or not m.start <= addr or addr + size > m.end:
+            m = self._span_checked(addr, size, True)
         o = addr - m.start
         host_addr = m.address + o
         cas = _syscall.cas64 if size == 8 else _syscall.cas32
