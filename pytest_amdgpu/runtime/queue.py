@@ -656,13 +656,18 @@ class _DwordRing(Queue):
         """Set `signal` to the 64-bit `value` once the preceding packets are done (PM4:
         RELEASE_MEM at end of pipe; SDMA: two FENCEs), interrupting for an interrupt signal."""
         self._check_usable("signal")
+        tpl, words = self._signal_words(signal, value)
+        return self._submit_words(words, (0, tpl.starts))
+
+    def _signal_words(self, signal: Signal, value: int) -> tuple[_ValueTemplate, array]:
+        """The checked packets `signal(signal, value)` submits, and their template."""
         if type(value) is not int or not _MIN_S64 <= value <= _MAX_U64:
             value = check_int("value", value, minimum=_MIN_S64, maximum=_MAX_U64)
         if signal._freed:
             raise UsageError(f"{type(self).__name__}.signal: {signal.describe()} was freed")
         tpl = self._signal_template(signal)
         signal._submitted_on(self)
-        return self._submit_words(tpl.render(value & _MAX_U64), (0, tpl.starts))
+        return tpl, tpl.render(value & _MAX_U64)
 
     def _submit_with_signal(self, words: array, starts: Sequence[int], signal: Signal,
                             value: int) -> int:
@@ -670,15 +675,8 @@ class _DwordRing(Queue):
         value)` submits — checked first, so nothing is written when it would fail — with one
         doorbell (a kernel dispatch and its completion)."""
         self._check_usable("submit")
-        if type(value) is not int or not _MIN_S64 <= value <= _MAX_U64:
-            value = check_int("value", value, minimum=_MIN_S64, maximum=_MAX_U64)
-        if signal._freed:
-            raise UsageError(f"{type(self).__name__}.signal: {signal.describe()} was freed")
-        tpl = self._signal_template(signal)
-        signal._submitted_on(self)
-        n = len(words)
-        return self._submit_words(words + tpl.render(value & _MAX_U64), (0, starts),
-                                  (n, tpl.starts))
+        tpl, tail = self._signal_words(signal, value)
+        return self._submit_words(words + tail, (0, starts), (len(words), tpl.starts))
 
     def _write_nops(self, pos: int, count: int) -> None:
         self._starts.append((self._wptr // (4 // self.bytes_per_unit),
