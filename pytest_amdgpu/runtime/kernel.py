@@ -48,12 +48,13 @@ from ..errors import CodeObjectError, UsageError
 from ..packets import aql as _aql
 from ..packets import pm4 as _pm4
 from ._util import align_up, check_int, store32, store64
+from .queue import Completion
 
 if TYPE_CHECKING:
     from ..targets import Target
     from .device import Device
     from .memory import Buffer
-    from .queue import Completion, Queue
+    from .queue import Queue
     from .signal import Signal
 
 __all__ = ["Kernel", "ScratchConfig", "dispatch", "load_kernel", "scratch_config",
@@ -895,10 +896,6 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
     first such dispatch (`_Plan`); the arguments, the LDS and scratch checks and the packets'
     addresses are handled on every dispatch.
     """
-    global _completion_class
-    if _completion_class is None:
-        from .queue import Completion as _completion_class
-
     if not isinstance(kernel, Kernel):
         raise UsageError(f"Queue.dispatch: expected a Kernel (Device.load_kernel), got "
                          f"{type(kernel).__name__}")
@@ -960,7 +957,7 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
                                                          sig.handle)
                 sig._submitted_on(queue)
                 queue._publish(header, body)
-                completion = _completion_class(queue, sig, wait_value,
+                completion = Completion(queue, sig, wait_value,
                                                "==" if owns else "<=", owns_signal=owns,
                                                what=plan.what)
             else:
@@ -973,7 +970,7 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
                 words = pm4.render(dispatch_ptr, kernarg_address, st.dispatch_id - 1, data)
                 final = 0 if owns else signal_value
                 queue._submit_with_signal(words, pm4.starts, sig, final)
-                completion = _completion_class(
+                completion = Completion(
                     queue, sig, final if wait_value is None else wait_value, "==",
                     owns_signal=owns, what=plan.what)
         except BaseException:
@@ -986,4 +983,3 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
         return completion
 
 
-_completion_class: Any = None      # queue.Completion, imported on first use (import cycle)
