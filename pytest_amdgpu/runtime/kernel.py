@@ -949,17 +949,20 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
         kernarg_address = st.ring_base + offset
         st.ring_bytes[offset:offset + len(data)] = data
         sig, owns = queue._completion_signal(signal, 1)
+        completion: Completion | None = None
+        # the Completion is made before the doorbell: after it, the GPU thread is waiting for
+        # this thread to reach its wait
         try:
             if kind == "aql":
                 if wait_value is None:
                     wait_value = 0 if owns else sig.value - 1
                 header, body = plan.aql_template().parts(lane_bytes, lds, kernarg_address,
                                                          sig.handle)
+                completion = _track(queue, entry, Completion(
+                    queue, sig, wait_value, "==" if owns else "<=", owns_signal=owns,
+                    what=plan.what))
                 sig._submitted_on(queue)
                 queue._publish(header, body)
-                completion = Completion(queue, sig, wait_value,
-                                               "==" if owns else "<=", owns_signal=owns,
-                                               what=plan.what)
             else:
                 packet_offset = offset + karg_region
                 dispatch_ptr = st.ring_base + packet_offset
@@ -969,17 +972,24 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
                 pm4 = plan.pm4_template(scratch, lds, lane_bytes)
                 words = pm4.render(dispatch_ptr, kernarg_address, st.dispatch_id - 1, data)
                 final = 0 if owns else signal_value
-                queue._submit_with_signal(words, pm4.starts, sig, final)
-                completion = Completion(
+                completion = _track(queue, entry, Completion(
                     queue, sig, final if wait_value is None else wait_value, "==",
-                    owns_signal=owns, what=plan.what)
+                    owns_signal=owns, what=plan.what))
+                queue._submit_with_signal(words, pm4.starts, sig, final)
         except BaseException:
             ring.live.remove(entry)
+            if completion is not None:
+                queue._completions.discard(completion)
             if owns:
                 sig.free()
             raise
-        entry[2] = completion
-        queue._completions.add(completion)
         return completion
+
+
+def _track(queue: Queue, entry: list[Any], completion: Completion) -> Completion:
+    """Tie `completion` to its kernarg region (`entry`) and to the queue."""
+    entry[2] = completion
+    queue._completions.add(completion)
+    return completion
 
 
