@@ -127,7 +127,8 @@ def throughput(s: Setup, kind: str, n: int) -> float:
     s.put(data)
     t0 = time.perf_counter()
     s.ring_doorbell()
-    while _syscall.load64(s.rptr) != s.wptr or _syscall.load32(s.data) != last:
+    # the CP's read pointer is a 32-bit dword offset that wraps at the ring size
+    while _syscall.load32(s.rptr) != s.wptr % s.ring_dw or _syscall.load32(s.data) != last:
         os.sched_yield()
     return n / (time.perf_counter() - t0)
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MASK32 = 0xFFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+_U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 PREFETCH_DW = 1024        # dwords fetched from a ring or an indirect buffer per read
 
@@ -162,6 +163,11 @@ class Region:
         _U64.pack_into(self.mv, off, value & MASK64)
         self.vm.notify_write()
 
+    def store_u32(self, off: int, value: int) -> None:
+        """A 32-bit little-endian store (the CP's read pointer report)."""
+        _U32.pack_into(self.mv, off, value & MASK32)
+        self.vm.notify_write()
+
 
 def region(cached: Region | None, vm, addr: int, size: int, write: bool) -> Region:
     """`cached` if it still covers [addr, addr+size), else a new Region."""
@@ -200,8 +206,9 @@ class RingProcessor(QueueProcessor):
 
     The write pointer is the doorbell value (64-bit, monotonic); the ring offset of a pointer
     is `pointer * UNIT mod ring_size`, and packets may wrap around the end of the ring. A turn
-    fetches a batch of complete packets, runs them and writes the read pointer (64-bit, same
-    units) past the fetched batch to rptr_addr once, like the CP's block-wise RPTR reporting.
+    fetches a batch of complete packets, runs them and writes the read pointer past the fetched
+    batch to rptr_addr once, like the CP's block-wise RPTR reporting: SDMA a 64-bit count of
+    bytes, the PM4 CP a 32-bit dword offset that wraps at the ring size (RPTR_WRAPS).
     A packet only partly published waits for the rest; a write pointer further ahead than the
     ring holds, or a packet longer than the ring, is a queue error.
     """
@@ -209,6 +216,7 @@ class RingProcessor(QueueProcessor):
     ENGINE = "?"            # "PM4" / "SDMA", for messages
     UNIT = 4                # bytes per pointer unit
     UNIT_NAME = "dword"
+    RPTR_WRAPS = False      # the report is a 32-bit ring offset, not a 64-bit count
 
     def __init__(self, engine: GPUEngine, queue) -> None:
         super().__init__(engine, queue)
@@ -316,10 +324,14 @@ class RingProcessor(QueueProcessor):
         return True
 
     def _report_rptr(self) -> None:
-        """Write the read pointer (64-bit) to rptr_addr."""
+        """Write the read pointer to rptr_addr: a 64-bit count of units consumed, or (where
+        the hardware reports a ring offset) the 32-bit offset wrapping at the ring size."""
         self.reported = self.rptr
         rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
-        rp.store_u64(0, self.rptr)
+        if self.RPTR_WRAPS:
+            rp.store_u32(0, self.rptr % (self.queue.ring_size // self.UNIT))
+        else:
+            rp.store_u64(0, self.rptr)
 
     def describe(self) -> str:
         return (f"{self.ENGINE} queue {getattr(self.queue, 'queue_id', '?')} "

@@ -458,6 +458,10 @@ class PM4Processor(RingProcessor):
     ENGINE = "PM4"
     UNIT = 4
     UNIT_NAME = "dword"
+    # CP_HQD_PQ_RPTR is a dword offset into the ring, and that is what RPTR_REPORT writes back:
+    # 32 bits wrapping at the queue size while the write pointer is 64-bit (kfdtest
+    # PM4Queue::Rptr reads it as unsigned int and compares it with Wptr64 % ring dwords)
+    RPTR_WRAPS = True
 
     def __init__(self, engine, queue) -> None:
         super().__init__(engine, queue)
