@@ -53,10 +53,12 @@ from .dispatch import (
     DispatchState,
     shader_regs,
 )
+from .fastdecode import KernelDispatchFields, read_kernel_dispatch
 from .pm4 import PM4Executor
 
 PACKET_BYTES = A.PACKET_BYTES
 TYPE_INVALID = A.AqlPacketType.INVALID
+TYPE_KERNEL_DISPATCH = A.AqlPacketType.KERNEL_DISPATCH
 
 # amd_signal_t / amd_queue_t member offsets (part D's layouts; ROCR amd_hsa_signal.h,
 # amd_hsa_queue.h, checked with offsetof in facts §3)
@@ -143,8 +145,7 @@ class AQLProcessor(QueueProcessor):
             off = (index % slots) * PACKET_BYTES
             addr = q.ring_base + off
             raw = ring.mv[off:off + PACKET_BYTES].tobytes()
-            header = raw[0] | (raw[1] << 8)
-            ptype = header & 0xFF
+            ptype = raw[0]
             if ptype == TYPE_INVALID:
                 # Reserved by the write index but not published yet: the CP waits for the
                 # header (a producer writes it last).
@@ -153,6 +154,17 @@ class AQLProcessor(QueueProcessor):
                                     "is still INVALID")
                 return Status.WAIT
             self._at = (index, index % slots, addr)
+            if ptype == TYPE_KERNEL_DISPATCH:
+                try:
+                    pkt = read_kernel_dispatch(memoryview(raw).cast("I"))
+                except LookupError:
+                    pkt = self._decode(raw)          # raises D's error for the reserved value
+                done = self._kernel_dispatch(addr, pkt, index)
+                if not done:
+                    return Status.WAIT
+                self._complete(addr, pkt.completion_signal, index)
+                self.completed += 1
+                continue
             pkt = self._decode(raw)
             t = type(pkt)
             if t is A.KernelDispatchPacket:
@@ -277,7 +289,8 @@ class AQLProcessor(QueueProcessor):
         return False
 
     # -- kernel dispatch ----------------------------------------------------------------------
-    def _kernel_dispatch(self, addr: int, pkt: A.KernelDispatchPacket, index: int) -> bool:
+    def _kernel_dispatch(self, addr: int, pkt: A.KernelDispatchPacket | KernelDispatchFields,
+                         index: int) -> bool:
         values, extra = self._dispatch_values(addr, pkt, index)
         self.engine.run_shader(self, shader_regs(values, extra, self.queue),
                                interrupt=self.sq_interrupt)
@@ -289,7 +302,7 @@ class AQLProcessor(QueueProcessor):
         values, extra = self._dispatch_values(addr, pkt, index)
         return DispatchState(*values, extra=extra)
 
-    def _dispatch_values(self, addr: int, pkt: A.KernelDispatchPacket,
+    def _dispatch_values(self, addr: int, pkt: A.KernelDispatchPacket | KernelDispatchFields,
                          index: int) -> tuple[tuple, dict]:
         """dispatch_state's work: DispatchState's fields in order (dispatch.VALUE_FIELDS) and
         its `extra`, so the AQL path can build the shader registers without the state."""

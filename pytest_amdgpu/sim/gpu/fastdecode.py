@@ -17,6 +17,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ...packets import aql as A
 from ...packets import pm4 as P
 from ...packets import sdma as S
 from ...packets.common import Layout, PacketDecodeError
@@ -229,3 +230,24 @@ class SDMAReader:
                 pass
         S.decode(d, off, self.target)
         raise PacketDecodeError("SDMA", off, h, "packet not recognised by the engine's reader")
+
+
+# -- AQL ----------------------------------------------------------------------------------------
+
+# The fields of a kernel dispatch packet the packet processor reads (D's dataclass field names).
+AQL_DISPATCH_FIELDS = ("dimensions", "workgroup_size_x", "workgroup_size_y", "workgroup_size_z",
+                       "grid_size_x", "grid_size_y", "grid_size_z", "private_segment_size",
+                       "group_segment_size", "kernel_object", "kernarg_address",
+                       "completion_signal")
+KernelDispatchFields = namedtuple("KernelDispatchFields", AQL_DISPATCH_FIELDS)
+_DISPATCH_READER: list[Reader] = []
+
+
+def read_kernel_dispatch(d: Sequence[int]) -> KernelDispatchFields:
+    """The AQL_DISPATCH_FIELDS of the kernel dispatch packet in the 16 dwords `d` (its header
+    type already checked); LookupError when a strict field (fence scope, dimensions) holds a
+    reserved value, so the caller lets D's `decode` name it."""
+    if not _DISPATCH_READER:
+        _DISPATCH_READER.append(compile_reader(A.KernelDispatchPacket.layout(),
+                                               AQL_DISPATCH_FIELDS, KernelDispatchFields))
+    return _DISPATCH_READER[0](d, 0, 16)
