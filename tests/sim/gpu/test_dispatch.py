@@ -12,7 +12,6 @@ import re
 import shutil
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -49,6 +48,13 @@ STORE_ID = {
 }
 # s_branch -1: the target is the branch itself (SOPP simm16 counts dwords from PC + 4)
 SPIN_FOREVER = {"gfx9": "s_branch -1\n", "gfx11": "s_branch -1\n"}
+# kernarg + 8 = 1 (s[0:1]: the kernarg block), then loop forever: the host sees it running
+MARK_THEN_SPIN = {
+    "gfx9": "v_mov_b32 v1, 0\n v_mov_b32 v2, 1\n global_store_dword v1, v2, s[0:1] offset:8\n"
+            " s_waitcnt vmcnt(0)\n s_branch -1\n",
+    "gfx11": "v_mov_b32 v1, 0\n v_mov_b32 v2, 1\n global_store_b32 v1, v2, s[0:1] offset:8\n"
+             " s_waitcnt vmcnt(0)\n s_branch -1\n",
+}
 # s_sendmsg MSG_INTERRUPT carries M0[23:0] as the SQ interrupt's context (facts-kfd §4 I3)
 SEND_INTERRUPT = {
     "gfx9": "s_mov_b32 m0, s0\n s_sendmsg sendmsg(MSG_INTERRUPT)\n s_endpgm\n",
@@ -184,11 +190,11 @@ def test_destroy_queue_running_an_endless_kernel(rig942):
 
 def test_other_queues_run_while_a_kernel_loops_forever(rig942):
     rig = rig942
-    k = Kernel(rig, SPIN_FOREVER)
+    k = Kernel(rig, MARK_THEN_SPIN)
     looping = rig.queue("pm4")
     buf = rig.alloc(4096)
     looping.submit(*k.pm4(rig, 1))
-    time.sleep(0.1)                                # the kernel is running now
+    assert poll(lambda: k.kernarg.u32(8) == 1)    # the kernel is running now
     pm4 = rig.queue("pm4")
     sdma = rig.queue("sdma")
     for i in range(1, 20):
