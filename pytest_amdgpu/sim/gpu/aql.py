@@ -160,24 +160,18 @@ class AQLProcessor(QueueProcessor):
                 except LookupError:
                     pkt = self._decode(raw)          # raises D's error for the reserved value
                 done = self._kernel_dispatch(addr, pkt, index)
-                if not done:
-                    return Status.WAIT
-                self._complete(addr, pkt.completion_signal, index)
-                self.completed += 1
-                continue
-            pkt = self._decode(raw)
-            t = type(pkt)
-            if t is A.KernelDispatchPacket:
-                done = self._kernel_dispatch(addr, pkt, index)
-            elif t is A.BarrierAndPacket or t is A.BarrierOrPacket:
-                done = self._barrier(pkt, t is A.BarrierAndPacket)
-            elif t is A.Pm4IbPacket:
-                done = self._pm4_ib(pkt, index)
-            elif t is A.BarrierValuePacket:
-                done = self._barrier_value(pkt)
             else:
-                raise QueueError(f"{EC_UNSUPPORTED}: {self.loc}: {pkt.MNEMONIC} packets are not "
-                                 "processed by a GPU kernel agent's queue")
+                pkt = self._decode(raw)
+                t = type(pkt)
+                if t is A.BarrierAndPacket or t is A.BarrierOrPacket:
+                    done = self._barrier(pkt, t is A.BarrierAndPacket)
+                elif t is A.Pm4IbPacket:
+                    done = self._pm4_ib(pkt, index)
+                elif t is A.BarrierValuePacket:
+                    done = self._barrier_value(pkt)
+                else:
+                    raise QueueError(f"{EC_UNSUPPORTED}: {self.loc}: {pkt.MNEMONIC} packets are "
+                                     "not processed by a GPU kernel agent's queue")
             if not done:
                 return Status.WAIT
             self._complete(addr, pkt.completion_signal, index)
