@@ -212,3 +212,17 @@ def test_register_outside_the_allocation_is_named(tmp_path, target):
     start = d.loaded.base + co.kernels["oob_vgpr"].kd_offset + _entry(d, co, "oob_vgpr")
     assert e.kind == "illegal_instruction" and e.pc == start + 4
     assert "v_mov_b32_e32 v200, v1" in str(e) and e.encoding in str(e) and "allocation" in str(e)
+
+
+def test_only_register_file_index_errors_count_as_outside_the_allocation():
+    """An IndexError from a register file (VGPRs / AGPRs on axis 0, SGPRs on axis 1, by their
+    sizes) is the program's fault; any other IndexError is the simulator's own."""
+    from pytest_amdgpu.sim.shader.core import _register_overflow
+    from pytest_amdgpu.sim.shader.state import Batch
+
+    b = Batch(2, 64, 8, 4)
+    assert _register_overflow(IndexError("index 9 is out of bounds for axis 0 with size 8"), b)
+    assert _register_overflow(IndexError("index 5 is out of bounds for axis 0 with size 4"), b)
+    assert _register_overflow(IndexError("index 130 is out of bounds for axis 1 with size 128"), b)
+    assert not _register_overflow(IndexError("index 400 is out of bounds for axis 0 with size 1"), b)
+    assert not _register_overflow(IndexError("list index out of range"), b)

@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import warnings
 
 import pytest
 
@@ -63,6 +64,14 @@ SEND_INTERRUPT = {
 STORE_TO_S01 = {
     "gfx9": "v_mov_b32 v1, 0\n global_store_dword v1, v1, s[0:1]\n s_endpgm\n",
     "gfx11": "v_mov_b32 v1, 0\n global_store_b32 v1, v1, s[0:1]\n s_endpgm\n",
+}
+
+# kernarg + 8 = FLT_MAX * FLT_MAX (+inf: an overflow the hardware rounds and never traps on)
+OVERFLOW_TO_INF = {
+    "gfx9": "v_mov_b32 v1, 0x7f7fffff\n v_mul_f32 v2, v1, v1\n v_mov_b32 v3, 0\n"
+            " global_store_dword v3, v2, s[0:1] offset:8\n s_endpgm\n",
+    "gfx11": "v_mov_b32 v1, 0x7f7fffff\n v_mul_f32 v2, v1, v1\n v_mov_b32 v3, 0\n"
+             " global_store_b32 v3, v2, s[0:1] offset:8\n s_endpgm\n",
 }
 
 RSRC2_USER2_TGIDX = (2 << 1) | (1 << 7)     # USER_SGPR = 2, TGID_X_EN
@@ -242,3 +251,18 @@ def test_illegal_instruction_is_a_hw_exception(rig942):
     assert rig.wait_events([ev.event_id]).status == "complete"
     reason = rig.port.process.queues[q.queue_id].hw_exception
     assert reason.startswith("EC_QUEUE_WAVE_"), reason
+
+
+def test_float_overflow_in_a_kernel_is_silent(rig942):
+    """GPU arithmetic never traps: FLT_MAX * FLT_MAX stores +inf and the simulated GPU thread
+    raises no floating-point warning or error (its threads ignore numpy's FP errors)."""
+    rig = rig942
+    k = Kernel(rig, OVERFLOW_TO_INF)
+    q = rig.queue("pm4")
+    done = rig.alloc(4096)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q.submit(*k.pm4(rig, 1))
+        fence(q, rig, done)
+    assert k.kernarg.u32(8) == 0x7F800000
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
