@@ -204,15 +204,22 @@ BAD = {
 }
 
 
+def _descriptors(rig):
+    """The descriptors BAD's packets point at: valid at +0, reserved bytes set at +64,
+    reserved kernel_code_properties bits at +128."""
+    code = rig.alloc(4096, executable=True)
+    code.write(0, kernel_descriptor())
+    code.write(64, kernel_descriptor(res0=1))
+    code.write(128, kernel_descriptor(props=0x000A | 1 << 13))
+    return code
+
+
 @pytest.mark.parametrize("bad", sorted(BAD))
 def test_invalid_packet_is_a_hw_exception_and_stops_the_queue(rig942, bad):
     rig = rig942
     q = rig.queue("aql")
     s = Signals(rig)
-    code = rig.alloc(4096, executable=True)
-    code.write(0, kernel_descriptor())
-    code.write(64, kernel_descriptor(res0=1))
-    code.write(128, kernel_descriptor(props=0x000A | 1 << 13))
+    code = _descriptors(rig)
     ev = rig.event(EV_HW_EXCEPTION)
     after = s.new(1)
     q.submit_aql(BAD[bad](code.gpu), A.BarrierAndPacket(completion_signal=after))
@@ -254,10 +261,7 @@ def test_queue_inactive_signal_gets_the_error_code(rig942, bad):
     rig = rig942
     q = rig.queue("aql")
     s = Signals(rig)
-    code = rig.alloc(4096, executable=True)
-    code.write(0, kernel_descriptor())
-    code.write(64, kernel_descriptor(res0=1))
-    code.write(128, kernel_descriptor(props=0x000A | 1 << 13))
+    code = _descriptors(rig)
     ev = rig.event()
     inactive = s.new(0, mailbox=rig.slot_addr(ev), event_id=ev.event_id)
     q.amd_queue.set_u64(A.AMD_QUEUE.queue_inactive_signal, inactive)
