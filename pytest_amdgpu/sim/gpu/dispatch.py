@@ -4,7 +4,10 @@
 the PM4 engine from the COMPUTE_* registers a queue set with SET_SH_REG before
 DISPATCH_DIRECT, the AQL packet processor from the kernel dispatch packet, the 64-byte kernel
 descriptor it points at and the queue's amd_queue_t (what the CP firmware does for AQL).
-`to_shader_regs` turns it into the shader core's `DispatchRegs` (part F's type).
+`to_shader_regs` turns it into the shader core's `DispatchRegs` (part F's type). Once per
+dispatch, both front ends skip the DispatchState: they compute its fields as a tuple
+(`sh_dispatch_values` for PM4, the AQL processor's own) and `shader_regs` builds the registers
+from it directly when DispatchRegs has the same fields.
 
 Register fields (facts-pm4.md §4): COMPUTE_PGM_LO/HI hold the code address >> 8;
 NUM_THREAD_X/Y/Z: NUM_THREAD_FULL [15:0], NUM_THREAD_PARTIAL [31:16];
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...packets.aql import decode_tmpring_size
@@ -78,66 +82,142 @@ class DispatchState:
         return tuple(-(-g // w) for g, w in zip(self.grid, self.workgroup, strict=True))
 
 
-def _split_threads(value: int) -> tuple[int, int]:
-    return value & 0xFFFF, (value >> 16) & 0xFFFF
+# The registers DISPATCH_DIRECT reads besides COMPUTE_USER_DATA_0..15, in the order
+# sh_dispatch_values unpacks them.
+_SH_READ_NAMES = ("COMPUTE_PGM_LO", "COMPUTE_PGM_HI", "COMPUTE_PGM_RSRC1", "COMPUTE_PGM_RSRC2",
+                  "COMPUTE_PGM_RSRC3", "COMPUTE_NUM_THREAD_X", "COMPUTE_NUM_THREAD_Y",
+                  "COMPUTE_NUM_THREAD_Z", "COMPUTE_START_X", "COMPUTE_START_Y",
+                  "COMPUTE_START_Z", "COMPUTE_TMPRING_SIZE", "COMPUTE_DISPATCH_SCRATCH_BASE_LO",
+                  "COMPUTE_DISPATCH_SCRATCH_BASE_HI", "COMPUTE_DISPATCH_ID")
 
 
-def state_from_sh_regs(target, regs: dict[int, int], dims: tuple[int, int, int],
-                       initiator: int, *, source: str) -> DispatchState:
-    """The dispatch DISPATCH_DIRECT starts, from the queue's SH registers (SH offsets)."""
-    r = target.reg
+class _ShReads:
+    """What DISPATCH_DIRECT reads from the SH registers of one target, resolved once: the
+    register offsets (one itemgetter over the register file, a slice for the user data when
+    its registers are consecutive) and the target constants it uses."""
 
-    def get(name: str) -> int:
-        return regs.get(r(name), 0)
+    __slots__ = ("get", "lds_granule", "size", "target", "tmpring", "user", "user_get",
+                 "wave32_bit")
 
+    def __init__(self, target) -> None:
+        self.target = target
+        offsets = [target.reg(n) for n in _SH_READ_NAMES]
+        user = [target.reg(f"COMPUTE_USER_DATA_{i}") for i in range(MAX_USER_SGPRS)]
+        self.get = operator.itemgetter(*offsets)
+        consecutive = user == list(range(user[0], user[0] + MAX_USER_SGPRS))
+        self.user = slice(user[0], user[0] + MAX_USER_SGPRS) if consecutive else None
+        self.user_get = operator.itemgetter(*user)
+        self.size = max(*offsets, *user) + 1        # a register file must cover these
+        self.wave32_bit = target.dispatch_initiator_wave32
+        self.lds_granule = target.lds_alloc_granule
+        self.tmpring = (0, *decode_tmpring_size(target, 0))   # last (value, waves, bytes)
+
+
+_SH_READS: dict[int, _ShReads] = {}
+GRID_INDEX = 5      # where the grid is in sh_dispatch_values' tuple (DispatchState's order)
+
+
+def _sh_reads(target) -> _ShReads:
+    r = _SH_READS.get(id(target))
+    if r is None or r.target is not target:
+        r = _SH_READS[id(target)] = _ShReads(target)
+    return r
+
+
+def sh_dispatch_values(target, regs: Sequence[int] | Mapping[int, int],
+                       dims: tuple[int, int, int], initiator: int, source: object) -> tuple:
+    """The dispatch DISPATCH_DIRECT starts, as DispatchState's fields in order up to
+    kernel_code_properties (VALUE_FIELDS), from the queue's SH registers.
+
+    `regs` is the SH register file indexed by SH offset (a list covering the compute
+    registers, as PM4Executor keeps it), or a mapping offset -> value where absent registers
+    read 0. `source` names the packet in messages: a str, or an object that formats it when
+    str() is called. Raises the CP's QueueError for a bad initiator or thread count.
+    """
+    sr = _SH_READS.get(id(target))
+    if sr is None or sr.target is not target:
+        sr = _sh_reads(target)
+    if type(regs) is not list:
+        regs = [regs.get(off, 0) for off in range(sr.size)] if isinstance(regs, Mapping) \
+            else list(regs)
+    (pgm_lo, pgm_hi, rsrc1, rsrc2, rsrc3, ntx, nty, ntz, sx, sy, sz, tmpring, scratch_lo,
+     scratch_hi, dispatch_id) = sr.get(regs)
+    user = regs[sr.user] if sr.user is not None else list(sr.user_get(regs))
     if not initiator & INIT_COMPUTE_SHADER_EN:
         raise QueueError(f"{EC_REGISTER_INVALID}: {source}: DISPATCH_INITIATOR 0x{initiator:x} "
                          "has COMPUTE_SHADER_EN (bit 0) clear")
-    pgm = ((get("COMPUTE_PGM_HI") & 0xFF) << 40) | (get("COMPUTE_PGM_LO") << 8)
-    wg = []
-    grid = []
-    partial_en = bool(initiator & INIT_PARTIAL_TG_EN)
-    thread_dims = bool(initiator & INIT_USE_THREAD_DIMENSIONS)
-    for axis, name in enumerate("XYZ"):
-        full, partial = _split_threads(get(f"COMPUTE_NUM_THREAD_{name}"))
-        if full == 0:
-            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: COMPUTE_NUM_THREAD_{name} "
-                             "NUM_THREAD_FULL is 0")
-        d = dims[axis]
-        if thread_dims:
-            # DIM_* counts threads; the CP derives the groups and the partial last group.
-            total = d
-        elif partial_en and partial:
-            total = (d - 1) * full + partial if d else 0
-        else:
-            total = d * full
-        wg.append(full)
-        grid.append(total)
-    size = wg[0] * wg[1] * wg[2]
-    if size > MAX_WORKGROUP_SIZE:
-        raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: workgroup {wg[0]}x{wg[1]}x"
-                         f"{wg[2]} = {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
-    if initiator & INIT_FORCE_START_AT_000:
-        start = (0, 0, 0)
+    # NUM_THREAD_FULL [15:0], NUM_THREAD_PARTIAL [31:16]
+    wx, wy, wz = ntx & 0xFFFF, nty & 0xFFFF, ntz & 0xFFFF
+    if not (wx and wy and wz):
+        name = "X" if not wx else "Y" if not wy else "Z"
+        raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: COMPUTE_NUM_THREAD_{name} "
+                         "NUM_THREAD_FULL is 0")
+    dx, dy, dz = dims
+    if initiator & INIT_USE_THREAD_DIMENSIONS:
+        # DIM_* counts threads; the CP derives the groups and the partial last group.
+        grid = (dx, dy, dz)
+    elif initiator & INIT_PARTIAL_TG_EN and (ntx | nty | ntz) & 0xFFFF0000:
+        grid = (_partial(dx, wx, (ntx >> 16) & 0xFFFF), _partial(dy, wy, (nty >> 16) & 0xFFFF),
+                _partial(dz, wz, (ntz >> 16) & 0xFFFF))
     else:
-        start = (get("COMPUTE_START_X"), get("COMPUTE_START_Y"), get("COMPUTE_START_Z"))
-    tmpring = get("COMPUTE_TMPRING_SIZE")
-    waves, wave_bytes = decode_tmpring_size(target, tmpring)
-    scratch = ((get("COMPUTE_DISPATCH_SCRATCH_BASE_HI") & 0xFF) << 40) | (
-        get("COMPUTE_DISPATCH_SCRATCH_BASE_LO") << 8)
-    rsrc2 = get("COMPUTE_PGM_RSRC2")
-    return DispatchState(
-        pgm_addr=pgm, rsrc1=get("COMPUTE_PGM_RSRC1"), rsrc2=rsrc2,
-        rsrc3=get("COMPUTE_PGM_RSRC3"),
-        user_data=[get(f"COMPUTE_USER_DATA_{i}") for i in range(16)],
-        grid=tuple(grid), workgroup=tuple(wg), start=start,
-        wave32=bool(target.dispatch_initiator_wave32
-                    and initiator & target.dispatch_initiator_wave32),
-        scratch_base=scratch, tmpring_size=tmpring, scratch_wave_bytes=wave_bytes,
-        scratch_waves=waves,
-        lds_bytes=((rsrc2 >> 15) & 0x1FF) * target.lds_alloc_granule,
-        dispatch_id=get("COMPUTE_DISPATCH_ID"), initiator=initiator, source=source,
-    )
+        grid = (dx * wx, dy * wy, dz * wz)
+    size = wx * wy * wz
+    if size > MAX_WORKGROUP_SIZE:
+        raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: workgroup {wx}x{wy}x"
+                         f"{wz} = {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
+    start = (0, 0, 0) if initiator & INIT_FORCE_START_AT_000 else (sx, sy, sz)
+    memo = sr.tmpring
+    if memo[0] != tmpring:
+        memo = sr.tmpring = (tmpring, *decode_tmpring_size(target, tmpring))
+    w32 = sr.wave32_bit
+    # in VALUE_FIELDS order: pgm_addr, rsrc1-3, user_data, grid, workgroup, start, wave32,
+    # scratch_base, tmpring_size, scratch_wave_bytes, scratch_waves, private_segment_size,
+    # lds_bytes, dispatch_id, dispatch_ptr, queue_ptr, kernarg_ptr, initiator, source,
+    # kernel_code_properties
+    return (((pgm_hi & 0xFF) << 40) | (pgm_lo << 8), rsrc1, rsrc2, rsrc3, user, grid,
+            (wx, wy, wz), start, bool(w32 and initiator & w32),
+            ((scratch_hi & 0xFF) << 40) | (scratch_lo << 8), tmpring, memo[2], memo[1], 0,
+            ((rsrc2 >> 15) & 0x1FF) * sr.lds_granule, dispatch_id, 0, 0, 0, initiator, source,
+            None)
+
+
+def _partial(d: int, full: int, partial: int) -> int:
+    """Work-items of a dimension of `d` groups whose last group has `partial` items
+    (PARTIAL_TG_EN with NUM_THREAD_PARTIAL set; 0 means the last group is full too)."""
+    if not partial:
+        return d * full
+    return (d - 1) * full + partial if d else 0
+
+
+def state_from_sh_regs(target, regs: Sequence[int] | Mapping[int, int],
+                       dims: tuple[int, int, int], initiator: int, *,
+                       source: str) -> DispatchState:
+    """The dispatch DISPATCH_DIRECT starts, from the queue's SH registers (SH offsets; see
+    sh_dispatch_values)."""
+    return DispatchState(*sh_dispatch_values(target, regs, dims, initiator, source))
+
+
+class DispatchSource:
+    """A dispatch's `source` ("AQL packet 3 (slot 3 at 0x…) (kernel dispatch)",
+    "DISPATCH_DIRECT (PM4 packet at ring dword 0x10 …)") formatted only when a message uses
+    it: every dispatch carries one, few make a message. It equals its text."""
+
+    __slots__ = ("_args", "_text")
+
+    def __init__(self, text: Callable[..., str], *args: object) -> None:
+        self._text = text
+        self._args = args
+
+    def __str__(self) -> str:
+        return self._text(*self._args)
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 # Shader-core adapter ----------------------------------------------------------------------
@@ -208,6 +288,7 @@ def shader_regs(values: tuple, extra: dict, queue):
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(DispatchState) if f.name != "extra")
 # the fields a front end computes (shader_regs adds the apertures), in DispatchState's order
 VALUE_FIELDS = _STATE_FIELDS[:-2]
+assert VALUE_FIELDS[GRID_INDEX] == "grid" and len(VALUE_FIELDS) == 22
 assert _STATE_FIELDS[-2:] == ("lds_aperture", "private_aperture")
 _SOURCE = VALUE_FIELDS.index("source")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DispatchState)}
