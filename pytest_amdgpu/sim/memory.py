@@ -350,6 +350,7 @@ class GPUVM:
         self.gpu_id = device.gpu_id
         self._table = _EMPTY
         self._last: Mapping | None = None
+        self._prev: Mapping | None = None       # the mapping used before _last
         self._on_write = on_write
 
     # -- page-table updates (driver side, under the process lock) ---------------------------
@@ -368,7 +369,7 @@ class GPUVM:
     def remove(self, m: Mapping) -> None:
         maps = [x for x in self._table.maps if x is not m]
         self._table = _Table(maps)
-        self._last = None
+        self._last = self._prev = None
 
     def mappings(self) -> list[Mapping]:
         return list(self._table.maps)
@@ -378,12 +379,17 @@ class GPUVM:
         m = self._last
         if m is not None and m.start <= addr < m.end:
             return m
+        p = self._prev
+        if p is not None and p.start <= addr < p.end:
+            # two mappings used in turn (a descriptor and a signal, a ring and a buffer)
+            self._prev, self._last = m, p
+            return p
         t = self._table
         i = bisect.bisect_right(t.starts, addr) - 1
         if i >= 0 and addr < t.ends[i]:
-            m = t.maps[i]
-            self._last = m
-            return m
+            found = t.maps[i]
+            self._prev, self._last = m, found
+            return found
         return None
 
     def notify_write(self) -> None:

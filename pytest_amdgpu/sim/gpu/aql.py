@@ -50,6 +50,7 @@ from .dispatch import (
     MAX_USER_SGPRS,
     MAX_WORKGROUP_SIZE,
     VALUE_FIELDS,
+    DispatchSource,
     DispatchState,
     shader_regs,
 )
@@ -111,10 +112,7 @@ class AQLProcessor(QueueProcessor):
     @property
     def loc(self) -> str:
         """Where the current packet is, for messages (formatted only when one is made)."""
-        if self._at is None:
-            return ""
-        index, slot, addr = self._at
-        return f"AQL packet {index} (slot {slot} at {addr:#x})"
+        return "" if self._at is None else _packet_where(self._at)
 
     @property
     def queue_address(self) -> int:
@@ -198,13 +196,22 @@ class AQLProcessor(QueueProcessor):
             raise QueueError(f"{code}: {self.loc}: {e.reason}") from None
 
     def _complete(self, addr: int, signal: int, index: int) -> None:
-        """Retire packet `index`: slot header INVALID, read index, completion signal."""
-        self._ring.store(addr - self._ring.addr, _INVALID_HEADER)   # header type INVALID
+        """Retire packet `index`: slot header INVALID, read index, completion signal.
+
+        The three stores make one memory-write notification (the signal's atomic makes it, or
+        an explicit one without a signal): waiting queues re-check after all of them."""
+        ring = self._ring
+        off = addr - ring.addr
+        ring.mv[off:off + 2] = _INVALID_HEADER                 # header type INVALID
         self.read_index = index + 1
-        rp = self._rptr = region(self._rptr, self.vm, self.queue.rptr_addr, 8, True)
-        rp.store_u64(0, self.read_index)
+        rp = self._rptr
+        if rp is None or rp.addr != self.queue.rptr_addr or rp.vm is not self.vm:
+            rp = self._rptr = region(rp, self.vm, self.queue.rptr_addr, 8, True)
+        _U64.pack_into(rp.mv, 0, index + 1)
         if signal:
             self.signal_completion(signal)
+        else:
+            self.vm.notify_write()
 
     def signal_completion(self, signal: int) -> None:
         """Decrement the signal's 64-bit value; mailbox + interrupt when it has one."""
@@ -304,7 +311,6 @@ class AQLProcessor(QueueProcessor):
         gx, gy, gz = grid = (pkt.grid_size_x, pkt.grid_size_y, pkt.grid_size_z)
         private_size, group_size = pkt.private_segment_size, pkt.group_segment_size
         kobj, kernarg = pkt.kernel_object, pkt.kernarg_address
-        loc = self.loc
         dims = pkt.dimensions
         # fast test of the usual shapes; the loop below names the first bad dimension
         if not (0 < dims <= 3 and wgx and gx
@@ -313,12 +319,12 @@ class AQLProcessor(QueueProcessor):
             self._check_dims(dims, wg, grid)
         size = wgx * wgy * wgz
         if size > MAX_WORKGROUP_SIZE:
-            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {loc}: workgroup {wgx}x{wgy}x{wgz} "
+            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {self.loc}: workgroup {wgx}x{wgy}x{wgz} "
                              f"= {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
         if kobj == 0:
-            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object is null")
+            raise QueueError(f"{EC_CODE_INVALID}: {self.loc}: kernel_object is null")
         if kobj % 64:
-            raise QueueError(f"{EC_CODE_INVALID}: {loc}: kernel_object {kobj:#x} is not "
+            raise QueueError(f"{EC_CODE_INVALID}: {self.loc}: kernel_object {kobj:#x} is not "
                              "64-byte aligned")
         vm = self.vm
         # the CP fetches the descriptor: may fault
@@ -333,7 +339,7 @@ class AQLProcessor(QueueProcessor):
         lds = group_size if group_size > group_fixed else group_fixed
         lds_limit = target.lds_bytes_per_workgroup
         if lds > lds_limit:
-            raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {loc}: group_segment_size "
+            raise QueueError(f"{EC_GROUP_SEGMENT_SIZE_INVALID}: {self.loc}: group_segment_size "
                              f"{group_size} (descriptor static {group_fixed}) exceeds the "
                              f"{lds_limit} bytes of LDS a workgroup can have on {target.name}")
         # User SGPRs in ABI order (AMDGPUUsage "Initial Kernel Execution State", as codeobj
@@ -353,11 +359,11 @@ class AQLProcessor(QueueProcessor):
             user = []
         nuser = plan.user_len
         if nuser > MAX_USER_SGPRS:
-            raise QueueError(f"{EC_REGISTER_INVALID}: {loc}: kernel descriptor at {kobj:#x}: "
+            raise QueueError(f"{EC_REGISTER_INVALID}: {self.loc}: kernel descriptor at {kobj:#x}: "
                              f"the enabled user SGPRs need {nuser} registers; at most "
                              f"{MAX_USER_SGPRS} exist")
         if plan.user_count < nuser:
-            raise QueueError(f"{EC_REGISTER_INVALID}: {loc}: kernel descriptor at {kobj:#x}: "
+            raise QueueError(f"{EC_REGISTER_INVALID}: {self.loc}: kernel descriptor at {kobj:#x}: "
                              f"compute_pgm_rsrc2.USER_SGPR_COUNT {plan.user_count} is less than "
                              f"the {nuser} user SGPRs the kernel_code_properties enable")
         if nuser < MAX_USER_SGPRS:
@@ -381,7 +387,7 @@ class AQLProcessor(QueueProcessor):
                   plan.rsrc3, user, grid, wg, _START, plan.wave32, scratch_base, tmpring,
                   wave_bytes, waves,
                   private_size if private_size > private_fixed else private_fixed, lds, index,
-                  addr, qaddr, kernarg, 0, f"{loc} (kernel dispatch)", plan.props)
+                  addr, qaddr, kernarg, 0, DispatchSource(_dispatch_source, self._at), plan.props)
         if fields is not None:
             lane_bytes = _U32.unpack_from(fields.mv, _LANE_BYTES)[0]
         else:
@@ -499,6 +505,15 @@ _START = (0, 0, 0)          # AQL dispatches start at workgroup (0, 0, 0)
 # _dispatch_values builds its tuple in this order
 assert len(VALUE_FIELDS) == 22 and VALUE_FIELDS[-2:] == ("source", "kernel_code_properties")
 _PLAN_CACHE = 64            # kernel objects whose checked descriptor a queue remembers
+
+
+def _packet_where(at: tuple[int, int, int]) -> str:
+    index, slot, addr = at
+    return f"AQL packet {index} (slot {slot} at {addr:#x})"
+
+
+def _dispatch_source(at: tuple[int, int, int]) -> str:
+    return f"{_packet_where(at)} (kernel dispatch)"
 
 
 class _KernelPlan:

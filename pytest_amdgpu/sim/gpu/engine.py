@@ -55,6 +55,8 @@ REMOVE_GRACE = 2.0              # seconds remove_queue waits for a busy queue to
 BUSY_SWITCH_INTERVAL = 50e-6    # sys.setswitchinterval while the engine has work
 
 _executor_ids = itertools.count()
+# Status members as globals: an Enum attribute lookup costs ~0.2 µs on Python 3.11
+_PROGRESS, _WAIT, _HALTED = Status.PROGRESS, Status.WAIT, Status.HALTED
 
 # ShaderException.kind -> the exception code KFD reports for it (kfd_ioctl.h
 # enum kfd_dbg_trap_exception_code, per-queue wave exceptions).
@@ -266,7 +268,8 @@ class GPUEngine:
                 entry.kicked = True
             else:
                 entry.ready = True
-            self._set_busy_locked(True)
+            if not self._busy:
+                self._set_busy_locked(True)
             self._wake_locked()
 
     def evict(self, process) -> None:
@@ -370,14 +373,14 @@ class GPUEngine:
         queues. Raises what the shader core raises (VMFault, ShaderException,
         DispatchCancelled); without a shader core, a QueueError for the illegal instruction.
         """
-        core = self._get_shader_core()
+        core = self._shader_core or self._get_shader_core()
         with self._cv:
             entry = self._entries.get(id(proc.queue))
             cancel = entry.cancel if entry is not None else threading.Event()
             if entry is not None:
                 entry.in_shader = True
             self._in_shader += 1
-            if self._other_work_locked(entry) and self._executors - self._in_shader <= 0:
+            if self._executors - self._in_shader <= 0 and self._other_work_locked(entry):
                 self._spawn_locked()
         try:
             if cancel.is_set():
@@ -436,7 +439,11 @@ class GPUEngine:
             (_SWITCH.enter if busy else _SWITCH.leave)()
 
     def _other_work_locked(self, me: _Entry | None) -> bool:
-        return any(e is not me and e.runnable() and (e.ready or e.waiting) for e in self._order)
+        # a plain loop: any() over a generator costs a frame per dispatch
+        for e in self._order:  # noqa: SIM110
+            if e is not me and (e.ready or e.waiting) and e.runnable():
+                return True
+        return False
 
     def _pick_locked(self, now: float) -> tuple[_Entry | None, float | None]:
         """Next queue to run (round-robin) and, if none, when the next poll is due."""
@@ -499,11 +506,13 @@ class GPUEngine:
                 completed = entry.proc.completed
                 cv.release()
                 try:
-                    status = self._run_entry(entry)
+                    status = entry.proc.run(BUDGET)
+                except Exception as exc:
+                    status = self._report_error(entry, exc)
                 finally:
                     cv.acquire()
                 entry.owner = None
-                if status is Status.PROGRESS or entry.proc.completed != completed:
+                if status is _PROGRESS or entry.proc.completed != completed:
                     # Work was done: the host may submit again at once, so poll for its next
                     # doorbell for a while (a fruitless re-check of a wait is no work: a hang
                     # must not keep a core spinning).
@@ -511,9 +520,9 @@ class GPUEngine:
                 if entry.removed:
                     cv.notify_all()
                     continue
-                if status is Status.HALTED:
+                if status is _HALTED:
                     entry.stopped = True
-                elif status is Status.WAIT:
+                elif status is _WAIT:
                     entry.waiting = True
                     self._nwaiting += 1
                     entry.wait_epoch = epoch
@@ -527,7 +536,7 @@ class GPUEngine:
                         entry.wait_since = now
                     entry.next_poll = now + entry.poll_interval
                     entry.ready = entry.kicked
-                elif status is Status.PROGRESS:
+                elif status is _PROGRESS:
                     entry.ready = True
                 else:
                     entry.ready = entry.kicked
@@ -558,17 +567,14 @@ class GPUEngine:
             self._cv.acquire()
             self._spinning -= 1
 
-    def _run_entry(self, entry: _Entry) -> Status:
-        """One turn of a queue; errors become the fault model, never an engine crash."""
+    def _report_error(self, entry: _Entry, exc: Exception) -> Status:
+        """An error of a queue's turn becomes the fault model, never an engine crash."""
         try:
-            return entry.proc.run(BUDGET)
-        except Exception as exc:
-            try:
-                return self._report(entry, exc)
-            except Exception:
-                log.exception("%s: reporting %r for queue %s failed; the queue stops",
-                              self.name, exc, getattr(entry.queue, "queue_id", "?"))
-                return Status.HALTED
+            return self._report(entry, exc)
+        except Exception:
+            log.exception("%s: reporting %r for queue %s failed; the queue stops",
+                          self.name, exc, getattr(entry.queue, "queue_id", "?"))
+            return Status.HALTED
 
     def _report(self, entry: _Entry, exc: BaseException) -> Status:
         q = entry.queue
