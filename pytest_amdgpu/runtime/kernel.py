@@ -599,7 +599,7 @@ class _ArgRing:
             raise UsageError(f"{nbytes} bytes of kernargs do not fit the {self.size}-byte ring")
         while True:
             self._reclaim()
-            start = self._fit(nbytes, align)
+            start = 0 if not self.live else self._fit(nbytes, align)
             if start is not None:
                 entry = [start, start + nbytes, None]
                 self.live.append(entry)

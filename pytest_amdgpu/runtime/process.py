@@ -201,6 +201,10 @@ class _SignalPool:
         self.lock = threading.Lock()
 
     def take(self) -> int:
+        try:
+            return self.free.pop()        # atomic under the GIL: no lock for the usual case
+        except IndexError:
+            pass
         with self.lock:
             if not self.free:
                 p = self.process
@@ -214,8 +218,7 @@ class _SignalPool:
             return self.free.pop()
 
     def give(self, address: int) -> None:
-        with self.lock:
-            self.free.append(address)
+        self.free.append(address)         # atomic under the GIL
 
     def release(self) -> None:
         for chunk in self.chunks:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..errors import GPUTimeoutError, PacketError, UsageError
+from ..kfd import _syscall
 from ..kfd.abi import lib
 from ..kfd.errors import KFDError
 from ..packets import aql as _aql
@@ -44,7 +45,6 @@ from ._util import (
     load64,
     read_bytes,
     resolve_timeout,
-    store32,
     store64,
 )
 from .memory import Buffer
@@ -80,6 +80,7 @@ if array("I").itemsize != 4:                                # ring dwords are wr
     raise ImportError("pytest_amdgpu needs a 4-byte C unsigned int")
 _kernel_module: Any = None                                  # runtime.kernel, imported on first use
 _MIN_S64, _MAX_U64 = -(1 << 63), (1 << 64) - 1               # what a signal value may be
+SPARE_SIGNALS = 4            # completion signals a queue keeps for its next dispatches
 
 
 def _u32_reference(what: str, value: int) -> int:
@@ -96,7 +97,7 @@ class Completion:
     def __init__(self, queue: Queue, signal: Signal, value: int, cond: str, *,
                  owns_signal: bool, what: str = "") -> None:
         self.queue = queue
-        self.signal = signal
+        self._signal: Signal | None = signal
         self.value = value
         self.cond = cond
         self.owns_signal = owns_signal
@@ -104,25 +105,43 @@ class Completion:
         self._done = False
 
     @property
+    def signal(self) -> Signal:
+        """The completion signal. A completion's own signal is handed back to its queue for
+        the next dispatch once `wait` saw it complete; it cannot be used after that."""
+        sig = self._signal
+        if sig is None:
+            raise UsageError(f"Completion.signal: the own signal of {self!r} went back to its "
+                             "queue after wait(); pass signal= to dispatch to keep a signal")
+        return sig
+
+    @property
     def done(self) -> bool:
         """Whether the completion condition holds now (does not wait; True once its signal
         was released)."""
-        if self._done or self.signal.freed:
+        sig = self._signal
+        if self._done or sig is None or sig.freed:
             return True
-        return CONDITIONS[self.cond](self.signal.value, self.value)
+        return CONDITIONS[self.cond](sig.value, self.value)
 
     def wait(self, timeout: float | None = None) -> Completion:
         """Wait (default 10 s) until the work completed; raises GPUTimeoutError /
-        GPUFaultError like `Signal.wait`. Frees the completion's own signal afterwards."""
+        GPUFaultError like `Signal.wait`. Releases the completion's own signal afterwards."""
         if not self._done:
-            self.signal.wait(self.value, cond=self.cond, timeout=timeout)
+            self._signal.wait(self.value, cond=self.cond, timeout=timeout)
             self._done = True
             self.release()
         return self
 
     def release(self) -> None:
-        if self.owns_signal and not self.signal.freed:
-            self.signal.free()
+        """Let go of the completion's own signal: back to the queue when the work is known
+        complete (nothing on the GPU writes it any more), freed otherwise."""
+        sig = self._signal
+        if self.owns_signal and sig is not None and not sig.freed:
+            if self._done:
+                self._signal = None
+                self.queue._recycle_signal(sig)
+            else:
+                sig.free()
         self.queue._completions.discard(self)
 
     def __repr__(self) -> str:
@@ -163,6 +182,7 @@ class Queue:
         self._buffers: list[Buffer] = []
         self._signals: list[Signal] = []
         self._completions: set[Completion] = set()
+        self._spare_signals: list[Signal] = []    # completion signals to use again
         self.eop: Buffer | None = None
         self.ctx_save: Buffer | None = None
         try:
@@ -226,6 +246,8 @@ class Queue:
     def _free_buffers(self) -> list[str]:
         """Free the queue's own signals and buffers; returns what failed."""
         failures = []
+        while self._spare_signals:
+            self._spare_signals.pop().free()
         for sig in self._signals:
             try:
                 sig.free()
@@ -450,8 +472,20 @@ class Queue:
     def _completion_signal(self, signal: Signal | None, initial: int) -> tuple[Signal, bool]:
         if signal is not None:
             return signal, False
-        sig = Signal(self.device, initial, owner=self, internal=True)
-        return sig, True
+        spare = self._spare_signals
+        if spare:
+            sig = spare.pop()
+            sig._rearm(initial)
+            return sig, True
+        return Signal(self.device, initial, owner=self, internal=True), True
+
+    def _recycle_signal(self, sig: Signal) -> None:
+        """Keep a completion signal whose work completed for the next dispatch (a new
+        signal costs a slot allocation and an image write)."""
+        if self._destroyed or len(self._spare_signals) >= SPARE_SIGNALS:
+            sig.free()
+        else:
+            self._spare_signals.append(sig)
 
     # -- lifetime ---------------------------------------------------------------------------
     def destroy(self) -> None:
@@ -1063,14 +1097,15 @@ class AQLQueue(Queue):
             self._wait_space(1)
         off = (index % self.slots) * AQL_PACKET
         self._wptr = index + 1
-        store64(self.wptr_address, index + 1)
+        _syscall.store64(self.wptr_address, index + 1)
         self._ring_bytes[off + 4:off + AQL_PACKET] = body
-        store32(self._ring_base + off, header)
+        _syscall.store32(self._ring_base + off, header & 0xFFFFFFFF)
 
     def _publish(self, header: int, body: bytes | bytearray) -> int:
         """Submit one packet already split by `publish_parts` (what `submit` does for one
         packet, without re-encoding or re-checking it); returns its index."""
-        self._check_usable("submit")
+        if self._destroyed:
+            self._check_usable("submit")
         with self._lock:
             self._write_slot(header, body)
             index = self._wptr - 1

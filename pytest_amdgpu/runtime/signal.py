@@ -322,6 +322,12 @@ class Signal:
         details = "\n".join(q.state_report() for q in queues)
         return GPUTimeoutError(msg, queue=queues[-1], details=details)
 
+    def _rearm(self, initial: int) -> None:
+        """Use this completion signal again (its queue's, no event): value `initial`, no
+        queue history. Its packet is published after this release store."""
+        self._queues = []
+        store64(self.address + _VALUE, initial)
+
     # -- lifetime ---------------------------------------------------------------------------
     def free(self) -> None:
         """Release the signal's memory slot (and its event). Idempotent."""
