@@ -323,9 +323,8 @@ class Signal:
         return GPUTimeoutError(msg, queue=queues[-1], details=details)
 
     def _rearm(self, initial: int) -> None:
-        """Use this completion signal again (its queue's, no event): value `initial`, no
-        queue history. Its packet is published after this release store."""
-        self._queues = []
+        """Use this completion signal again (its queue's own, no event, so its queue history
+        is that queue): value `initial`. Its packet is published after this release store."""
         store64(self.address + _VALUE, initial)
 
     # -- lifetime ---------------------------------------------------------------------------

@@ -440,6 +440,11 @@ class GPUVM:
         if m is not None and m.start <= addr and addr + size <= m.end and not m.host:
             o = addr - m.start
             return m.mv[o:o + size].tobytes()
+        p = self._prev
+        if p is not None and p.start <= addr and addr + size <= p.end and not p.host:
+            self._prev, self._last = m, p
+            o = addr - p.start
+            return p.mv[o:o + size].tobytes()
         return self._read(addr, size)
 
     def _read(self, addr: int, size: int) -> bytes:
@@ -536,9 +541,20 @@ class GPUVM:
         mask = (1 << (size * 8)) - 1
         m = self._last
         if m is None or not m.fast_write or not m.start <= addr or addr + size > m.end:
-            m = self._span_checked(addr, size, True)
+            m = self._prev
+            if m is not None and m.fast_write and m.start <= addr and addr + size <= m.end:
+                self._prev, self._last = self._last, m
+            else:
+                m = self._span_checked(addr, size, True)
         o = addr - m.start
         host_addr = m.address + o
+        if op == "add" or op == "sub":
+            # one locked add in C (a completion signal's decrement is one per dispatch)
+            s = src & mask if op == "add" else -src & mask
+            old = (_syscall.fetch_add64 if size == 8 else _syscall.fetch_add32)(host_addr, s)
+            if s:
+                self._written(m, o, size)
+            return old
         cas = _syscall.cas64 if size == 8 else _syscall.cas32
         load = _syscall.load64 if size == 8 else _syscall.load32
         s = src & mask

@@ -160,6 +160,28 @@ def test_atomic_64_and_float(env):
     assert struct.unpack("<f", vm.read(b.va + 8, 4))[0] == 3.75
 
 
+def test_atomics_across_two_mappings_in_turn(env):
+    """Add/sub wrap at the width (64-bit too) and keep their permission checks when the VM
+    alternates between two mappings (the last two used are remembered)."""
+    a, b = env.alloc(PAGE), env.alloc(PAGE)
+    ro = env.alloc(PAGE, VRAM)
+    vm = _vm(env, a)
+    vm.write_u64(a.va, 0)
+    vm.write_u64(b.va, 5)
+    for _ in range(3):
+        vm.atomic(a.va, "sub", 1, size=8)
+        vm.atomic(b.va, "add", 1 << 64 | 2, size=8)     # bits past the width are dropped
+    assert vm.read_u64(a.va) == (-3) & (2 ** 64 - 1)
+    assert vm.read_u64(b.va) == 11
+    assert vm.atomic(b.va + 8, "sub", 1, size=4) == 0
+    assert vm.read_u32(b.va + 8) == 0xFFFFFFFF
+    vm.read_u64(ro.va)                                  # the read-only mapping is remembered
+    vm.atomic(a.va, "add", 1, size=8)
+    with pytest.raises(VMFault) as ei:
+        vm.atomic(ro.va, "add", 1, size=8)
+    assert ei.value.reason == "read_only"
+
+
 def test_vm_fault_sets_memory_events_and_evicts_the_queues(env):
     mem = env.kfd.create_event(event_type=8)
     sig = env.kfd.create_event(event_type=0)

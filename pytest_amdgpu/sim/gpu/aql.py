@@ -134,7 +134,9 @@ class AQLProcessor(QueueProcessor):
         slots = q.ring_size // PACKET_BYTES
         if slots == 0:
             return Status.IDLE
-        ring = self._ring = region(self._ring, vm, q.ring_base, q.ring_size, True)
+        ring = self._ring
+        if ring is None or ring.addr != q.ring_base or ring.size != q.ring_size or ring.vm is not vm:
+            ring = self._ring = Region(vm, q.ring_base, q.ring_size, True)
         write_index = self._write_index()
         for _ in range(budget):
             index = self.read_index
@@ -178,8 +180,10 @@ class AQLProcessor(QueueProcessor):
 
     def _write_index(self) -> int:
         """write_dispatch_id, read from the amd_queue_t (the doorbell only wakes the CP)."""
-        w = self._wptr = region(self._wptr, self.vm, self.queue.wptr_addr, 8, False)
-        return int.from_bytes(w.mv[0:8], "little")
+        w = self._wptr
+        if w is None or w.addr != self.queue.wptr_addr or w.vm is not self.vm:
+            w = self._wptr = Region(self.vm, self.queue.wptr_addr, 8, False)
+        return _U64.unpack_from(w.mv)[0]
 
     def _decode(self, raw: bytes):
         """D's decoder, with its errors mapped to the CP's packet exception codes."""
