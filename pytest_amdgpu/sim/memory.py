@@ -440,12 +440,22 @@ class GPUVM:
         if m is not None and m.start <= addr and addr + size <= m.end and not m.host:
             o = addr - m.start
             return m.mv[o:o + size].tobytes()
-        p = self._prev
-        if p is not None and p.start <= addr and addr + size <= p.end and not p.host:
-            self._prev, self._last = m, p
-            o = addr - p.start
-            return p.mv[o:o + size].tobytes()
+        m = self._recent(addr, size, False)
+        if m is not None:
+            o = addr - m.start
+            return m.mv[o:o + size].tobytes()
         return self._read(addr, size)
+
+    def _recent(self, addr: int, size: int, write: bool) -> Mapping | None:
+        """The mapping used before the last one, made the last, when it holds [addr,
+        addr+size) for a lock-free access (two mappings used in turn: a ring and a signal,
+        code and a buffer); None otherwise."""
+        p = self._prev
+        if p is not None and p.start <= addr and addr + size <= p.end and (
+                p.fast_write if write else not p.host):
+            self._prev, self._last = self._last, p
+            return p
+        return None
 
     def _read(self, addr: int, size: int) -> bytes:
         if size <= 0:
@@ -460,13 +470,16 @@ class GPUVM:
 
     def write(self, addr: int, data) -> None:
         """Write bytes (bytes, memoryview or numpy array) at GPU VA `addr`."""
-        m = self._last
-        if m is not None and m.fast_write and type(data) is bytes and m.start <= addr \
-                and addr + len(data) <= m.end:
-            o = addr - m.start
-            m.mv[o:o + len(data)] = data
-            self._written(m, o, len(data))
-            return
+        if type(data) is bytes:
+            m = self._last
+            if m is None or not m.fast_write or not m.start <= addr \
+                    or addr + len(data) > m.end:
+                m = self._recent(addr, len(data), True)
+            if m is not None:
+                o = addr - m.start
+                m.mv[o:o + len(data)] = data
+                self._written(m, o, len(data))
+                return
         self._write(addr, data)
 
     def _write(self, addr: int, data) -> None:
@@ -501,33 +514,43 @@ class GPUVM:
         m = self._last
         if m is not None and m.start <= addr and addr + 4 <= m.end and not m.host:
             return _U32.unpack_from(m.mv, addr - m.start)[0]
+        m = self._recent(addr, 4, False)
+        if m is not None:
+            return _U32.unpack_from(m.mv, addr - m.start)[0]
         return int.from_bytes(self._read(addr, 4), "little")
 
     def read_u64(self, addr: int) -> int:
         m = self._last
         if m is not None and m.start <= addr and addr + 8 <= m.end and not m.host:
             return _U64.unpack_from(m.mv, addr - m.start)[0]
+        m = self._recent(addr, 8, False)
+        if m is not None:
+            return _U64.unpack_from(m.mv, addr - m.start)[0]
         return int.from_bytes(self._read(addr, 8), "little")
 
     def write_u32(self, addr: int, value: int) -> None:
         value &= 0xFFFF_FFFF
         m = self._last
-        if m is not None and m.fast_write and m.start <= addr and addr + 4 <= m.end:
-            o = addr - m.start
-            _U32.pack_into(m.mv, o, value)
-            self._written(m, o, 4)
-            return
-        self._write(addr, value.to_bytes(4, "little"))
+        if m is None or not m.fast_write or not m.start <= addr or addr + 4 > m.end:
+            m = self._recent(addr, 4, True)
+            if m is None:
+                self._write(addr, value.to_bytes(4, "little"))
+                return
+        o = addr - m.start
+        _U32.pack_into(m.mv, o, value)
+        self._written(m, o, 4)
 
     def write_u64(self, addr: int, value: int) -> None:
         value &= 0xFFFF_FFFF_FFFF_FFFF
         m = self._last
-        if m is not None and m.fast_write and m.start <= addr and addr + 8 <= m.end:
-            o = addr - m.start
-            _U64.pack_into(m.mv, o, value)
-            self._written(m, o, 8)
-            return
-        self._write(addr, value.to_bytes(8, "little"))
+        if m is None or not m.fast_write or not m.start <= addr or addr + 8 > m.end:
+            m = self._recent(addr, 8, True)
+            if m is None:
+                self._write(addr, value.to_bytes(8, "little"))
+                return
+        o = addr - m.start
+        _U64.pack_into(m.mv, o, value)
+        self._written(m, o, 8)
 
     def atomic(self, addr: int, op: str, src: int, cmp: int = 0, size: int = 4) -> int:
         """An L2 atomic: returns the old value (unsigned; raw bits for the float ops).
@@ -541,11 +564,7 @@ class GPUVM:
         mask = (1 << (size * 8)) - 1
         m = self._last
         if m is None or not m.fast_write or not m.start <= addr or addr + size > m.end:
-            m = self._prev
-            if m is not None and m.fast_write and m.start <= addr and addr + size <= m.end:
-                self._prev, self._last = self._last, m
-            else:
-                m = self._span_checked(addr, size, True)
+            m = self._recent(addr, size, True) or self._span_checked(addr, size, True)
         o = addr - m.start
         host_addr = m.address + o
         if op == "add" or op == "sub":

@@ -180,6 +180,16 @@ def test_atomics_across_two_mappings_in_turn(env):
     with pytest.raises(VMFault) as ei:
         vm.atomic(ro.va, "add", 1, size=8)
     assert ei.value.reason == "read_only"
+    for store in (vm.write_u32, vm.write_u64, lambda va, v: vm.write(va, bytes(8))):
+        vm.read_u64(ro.va)
+        vm.read_u64(a.va)                               # ro is the one used before the last
+        with pytest.raises(VMFault) as ei:
+            store(ro.va, 1)
+        assert ei.value.reason == "read_only"
+    vm.write_u64(b.va, 7)
+    vm.read_u32(a.va)
+    vm.write_u64(b.va + 16, 9)                          # b again, through the remembered pair
+    assert (vm.read_u64(b.va), vm.read_u64(b.va + 16)) == (7, 9)
 
 
 def test_vm_fault_sets_memory_events_and_evicts_the_queues(env):
