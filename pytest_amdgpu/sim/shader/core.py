@@ -11,14 +11,20 @@ Instructions are decoded once per code address and compiled to closures (valu.py
 mem.py); the compiled program is cached per (VM, code address, wave size) and revalidated
 against the code bytes at each dispatch.  Instruction fetch goes through the VM (execute
 permission), so a bad PC is a VMFault like any other access.
+
+A launch (every dispatch register but the user SGPRs) is checked and split into chunks once;
+a small launch also keeps its waves' initial state, so a repeated dispatch copies one packed
+register file (or resets the batch of the previous dispatch, which ended) and writes its own
+user SGPRs instead of setting the waves up again.  LDS is zeroed memory made at first use.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -43,6 +49,8 @@ SLICE = 4096                   # instructions a batch runs before the scheduler 
 SLICE_LANE_INSTRUCTIONS = 4 << 20   # ... or fewer for big batches, so cancel is seen quickly
 _PROGRAM_CACHE = 64
 _LAUNCH_CACHE = 256
+_INITIAL_LANES = 4096          # a launch keeps the initial state of this many lanes' chunks
+_SPARE_BYTES = 256 << 10       # ... and a spare batch when its register file is at most this
 
 # GFX9/GFX11 hardware register ids used by s_getreg/s_setreg (LLVM's HWREG table)
 HW_REG_MODE, HW_REG_STATUS, HW_REG_TRAPSTS, HW_REG_HW_ID = 1, 2, 3, 4
@@ -71,27 +79,40 @@ class Program:
         self.words: dict[int, tuple[int, ...]] = {}
         self.safe: dict[tuple[int, int], bool] = {}
         self.variants: dict[tuple[int, int, int], _Entry] = {}
-        self.snapshot: tuple[tuple[int, int], bytes] | None = None
+        self.snapshot: tuple[int, int, bytes] | None = None     # (lo, hi, code bytes) after a run
         self.lo = None
         self.hi = None
 
     def valid_for(self, vm) -> bool:
         """The code bytes are still what was decoded (one read of the decoded range)."""
-        if self.lo is None:
+        lo, hi = self.lo, self.hi
+        if lo is None:
             return True
         try:
-            blob = vm.read(self.lo, self.hi - self.lo)
+            blob = vm.read(lo, hi - lo)
         except Exception:
             return False
-        if self.snapshot is not None and self.snapshot[0] == (self.lo, self.hi):
-            return blob == self.snapshot[1]
+        snap = self.snapshot
+        if snap is not None and snap[0] == lo and snap[1] == hi:
+            return blob == snap[2]
         data = np.frombuffer(blob, dtype=U32)
         # a copy taken at once: another executor running this program may decode meanwhile
         for pc, ws in tuple(self.words.items()):
-            i = (pc - self.lo) // 4
+            i = (pc - lo) // 4
             if tuple(int(x) for x in data[i:i + len(ws)]) != ws:
                 return False
         return True
+
+    def take_snapshot(self, vm) -> None:
+        """Keep the decoded range's bytes after a run, so `valid_for` is one comparison."""
+        lo, hi = self.lo, self.hi
+        snap = self.snapshot
+        if lo is None or (snap is not None and snap[0] == lo and snap[1] == hi):
+            return
+        try:
+            self.snapshot = (lo, hi, vm.read(lo, hi - lo))
+        except Exception:
+            self.snapshot = None
 
     def exec_safe(self, start: int, end: int, rt: Runtime) -> bool:
         """Whether every instruction in [start, end) only changes EXEC-masked state (VGPRs,
@@ -184,35 +205,133 @@ def _exec_masked(inst: Inst) -> bool:
 
 
 class _Launch:
-    """A launch seen before (ShaderCore._launches): its chunks, the registers' checks passed.
-    Compared by identity, so it is a cheap part of the initial-state cache's keys."""
+    """A launch seen before (ShaderCore._launches, keyed by every register that decides the
+    checks, the chunks, the program and the initial waves except the user SGPRs): the checks
+    passed, its chunks, the program it ran last and the initial state of its small chunks."""
 
-    __slots__ = ("chunks",)
+    __slots__ = ("L", "chunks", "code", "initial", "kept_lanes")
 
-    def __init__(self, chunks: tuple) -> None:
+    def __init__(self, L: int, chunks: tuple) -> None:
+        self.L = L
         self.chunks = chunks
+        self.code: tuple[int, Program] | None = None    # (id(vm), Program) of the last run
+        self.initial: dict[int, _Initial] = {}         # chunk index -> its initial state
+        self.kept_lanes = 0                             # lanes of the initial states kept
+
+
+def _user_words(user: Sequence, n: int) -> bytes:
+    """The first `n` user SGPRs from COMPUTE_USER_DATA values (zeros past the given ones), as
+    little-endian dwords."""
+    row = [int(x) & 0xFFFFFFFF for x in user[:n]]
+    return struct.pack(f"<{n}I", *row, *[0] * (n - len(row)))
+
+
+class _Initial:
+    """One chunk's waves as launched (ShaderCore._initial_batch) and the LDS they need.
+
+    A small chunk keeps its batch as a read-only template (`keep`): later dispatches of the
+    launch start from copies of it, or reset a batch of an earlier dispatch that ran to its
+    end (`done`) to it, which saves making one; then write their own user SGPRs (`start`)."""
+
+    __slots__ = ("batch", "lds_len", "lds_size", "nuser", "nwg", "pack", "spare", "spare_ok", "user",
+                 "user_words", "wg_of_wave")
+
+    def __init__(self, wg_of_wave: np.ndarray, nwg: int, lds_len: int, lds_size: int, nuser: int) -> None:
+        self.wg_of_wave = wg_of_wave
+        self.nwg = nwg
+        self.lds_len = lds_len          # bytes of the chunk's LDS buffer
+        self.lds_size = lds_size        # LDS bytes per workgroup
+        self.nuser = nuser
+        self.batch: Batch | None = None
+        self.user: tuple = ()           # the template's user SGPR values (COMPUTE_USER_DATA)
+        self.user_words: tuple[tuple, bytes] = ((), b"")   # other values seen last, packed
+        self.pack: Callable[..., bytes] | None = None        # packs nuser 32-bit values
+        self.spare: list[Batch] = []
+        self.spare_ok = False           # its register file is small enough to keep a spare
+
+    def keep(self, b: Batch, regs: DispatchRegs) -> None:
+        """Keep `b` (not run yet) as the template of later launches."""
+        t = b.template()
+        self.user = tuple(regs.user_data[:self.nuser])
+        self.pack = struct.Struct(f"<{self.nuser}I").pack
+        self.spare_ok = t.regfile.nbytes <= _SPARE_BYTES
+        self.batch = t
+
+    def start(self, regs: DispatchRegs) -> Batch:
+        """A batch of the kept waves with the user SGPRs of `regs`."""
+        b = None
+        spare = self.spare
+        if spare:
+            try:
+                b = spare.pop()
+            except IndexError:          # another executor took it
+                pass
+            else:
+                b.relaunch(self.batch)
+        if b is None:
+            b = self.batch.launch()
+        n = self.nuser
+        if n:
+            u = tuple(regs.user_data[:n])
+            if u != self.user:
+                last = self.user_words
+                if last[0] != u:
+                    try:
+                        words = self.pack(*u)
+                    except struct.error:    # fewer values, or not 32-bit ones
+                        words = _user_words(u, n)
+                    last = self.user_words = (u, words)
+                b.write_sgprs(last[1])
+        return b
+
+    def done(self, b: Batch) -> None:
+        """`b`, started from this chunk's template, ended as one batch (no split, no error):
+        keep it for `start` to reset (one spare, of a small register file)."""
+        if self.spare_ok and not self.spare and b.owns_files():
+            self.spare.append(b)
 
 
 class Runtime:
-    """Per-dispatch state the handlers use: VM, LDS of the current chunk, clock, callbacks."""
+    """Per-dispatch state the handlers use: VM, LDS of the current chunk, clock, callbacks.
 
-    __slots__ = ("cancel", "clock", "core", "gfx11", "instructions", "interrupt", "lane_instructions", "lds",
-                 "lds32", "lds_size", "regs", "target", "vm")
+    The chunk's LDS (`lds`, and `lds32` its dwords) is zeroed memory of `lds_len` bytes made at
+    the first access: a chunk whose waves never touch LDS costs nothing for it."""
+
+    __slots__ = ("_lds", "_lds32", "cancel", "clock", "core", "gfx11", "instructions", "interrupt",
+                 "lane_instructions", "lds_len", "lds_size", "regs", "target", "vm")
 
     def __init__(self, core: ShaderCore, vm, regs: DispatchRegs, clock, cancel, interrupt) -> None:
         self.core = core
         self.target = core.target
-        self.gfx11 = core.target.family == "gfx11"
+        self.gfx11 = core.gfx11
         self.vm = vm
         self.regs = regs
         self.clock = clock if clock is not None else _default_clock
         self.cancel = cancel
         self.interrupt = interrupt
-        self.lds = _NO_LDS          # each chunk installs its workgroups' LDS
-        self.lds32 = _NO_LDS32
+        self._lds = self._lds32 = None      # each chunk sets lds_len / lds_size, and _lds = None
+        self.lds_len = 16
         self.lds_size = 0
         self.lane_instructions = 0
         self.instructions = 0
+
+    @property
+    def lds(self) -> np.ndarray:
+        """The current chunk's LDS bytes: one block per workgroup (Batch.wg_slot)."""
+        lds = self._lds
+        return lds if lds is not None else self._make_lds()[0]
+
+    @property
+    def lds32(self) -> np.ndarray:
+        """The current chunk's LDS as dwords."""
+        lds32 = self._lds32
+        return lds32 if lds32 is not None else self._make_lds()[1]
+
+    def _make_lds(self) -> tuple[np.ndarray, np.ndarray]:
+        lds = np.zeros(self.lds_len, dtype=np.uint8)
+        lds32 = lds.view(U32)
+        self._lds, self._lds32 = lds, lds32
+        return lds, lds32
 
     def render(self, inst: Inst) -> str:
         try:
@@ -251,15 +370,13 @@ class Runtime:
         return U32(0)
 
     def set_hwreg(self, b: Batch, rid: int, value, mask) -> None:
+        # the registers are replaced, not written in place: a launched batch shares them
+        # with its cached initial state (Batch.launch)
         if rid == HW_REG_MODE:
-            b.mode[...] = (b.mode & ~mask) | value
+            b.mode = ((b.mode & ~mask) | value).astype(U32)
         elif rid == HW_REG_TRAPSTS:
-            b.trapsts[...] = (b.trapsts & ~mask) | value
+            b.trapsts = ((b.trapsts & ~mask) | value).astype(U32)
 
-
-_NO_LDS = np.zeros(16, dtype=np.uint8)
-_NO_LDS.flags.writeable = False
-_NO_LDS32 = _NO_LDS.view(U32)
 
 _BOUNDS = re.compile(r"out of bounds for axis (\d+) with size (\d+)")
 
@@ -278,8 +395,12 @@ def _pc_of(b: Batch) -> int:
     return b.pc
 
 
-def _slice(b: Batch) -> int:
-    return max(64, min(SLICE, SLICE_LANE_INSTRUCTIONS // (b.W * b.L)))
+def _slice(lanes: int) -> int:
+    """Instructions a batch of `lanes` lanes runs before the scheduler looks around."""
+    return SLICE if lanes <= _SLICE_FULL_LANES else max(64, SLICE_LANE_INSTRUCTIONS // lanes)
+
+
+_SLICE_FULL_LANES = SLICE_LANE_INSTRUCTIONS // SLICE
 
 
 def _default_clock() -> int:
@@ -294,13 +415,22 @@ class ShaderCore:
         self.target = get_target(target) if isinstance(target, str) else target
         self.decoder = Decoder(self.target.name, self.target.family)
         self.disassembler = Disassembler(self.target.name)
+        self.gfx11 = self.target.family == "gfx11"
         self._programs: OrderedDict = OrderedDict()
-        self._initial: OrderedDict = OrderedDict()
         self._launches: OrderedDict = OrderedDict()     # launch key -> _Launch (checked)
         self._last_program: tuple | None = None          # (key, Program) of the last dispatch
         self._lock = threading.Lock()
-        self.last_stats: dict = {}
+        self._stats: tuple[int, int] | None = None       # (lane-instructions, instructions)
         self.trace: Callable[[Inst, Batch], None] | None = None   # debugging: called after each instruction
+
+    @property
+    def last_stats(self) -> dict:
+        """Counts of the last completed dispatch: {"lane_instructions": …, "instructions": …}
+        (lane-instructions = instructions x lanes of their batches), {} before the first."""
+        st = self._stats
+        if st is None:
+            return {}
+        return {"lane_instructions": st[0], "instructions": st[1]}
 
     # -- compilation ----------------------------------------------------------------------------
     def compile(self, inst: Inst, ctx: Ctx):
@@ -355,38 +485,83 @@ class ShaderCore:
         GPU arithmetic never raises: the dispatch runs under np.errstate(all="ignore"), unless
         the caller says its thread already ignores floating-point errors (np.seterr; a
         simulated GPU thread does, and saves entering np.errstate every dispatch)."""
-        cancel = cancel if cancel is not None else threading.Event()
+        if not fp_errors_ignored:
+            with np.errstate(all="ignore"):
+                return self.run(vm, regs, cancel=cancel, clock=clock, interrupt=interrupt, fp_errors_ignored=True)
+        if cancel is None:
+            cancel = threading.Event()
+        # the launch: every register that decides the checks, the chunks, the program and the
+        # initial waves, except the user SGPRs (written per dispatch: _Initial.start)
+        try:
+            key = (regs.wave32, regs.pgm_addr, regs.rsrc1, regs.rsrc2, regs.rsrc3, regs.grid, regs.workgroup,
+                   regs.start, regs.scratch_base, regs.scratch_wave_bytes, regs.scratch_waves, regs.lds_bytes,
+                   regs.lds_aperture, regs.private_aperture)
+            launch = self._launches.get(key)
+        except TypeError:                   # sizes given as lists or arrays
+            key = (regs.wave32, regs.pgm_addr, regs.rsrc1, regs.rsrc2, regs.rsrc3, tuple(regs.grid),
+                   tuple(regs.workgroup), tuple(regs.start), regs.scratch_base, regs.scratch_wave_bytes,
+                   regs.scratch_waves, regs.lds_bytes, regs.lds_aperture, regs.private_aperture)
+            launch = self._launches.get(key)
+        if launch is None:
+            launch = self._new_launch(key, regs)
+        # the program this launch ran last, if its code bytes are unchanged (Program.valid_for)
+        prog = None
+        code = launch.code
+        if code is not None and code[0] == id(vm):
+            prog = code[1]
+            snap = prog.snapshot
+            if snap is not None and snap[0] == prog.lo and snap[1] == prog.hi:
+                try:
+                    if vm.read(snap[0], snap[1] - snap[0]) != snap[2]:
+                        prog = None
+                except Exception:
+                    prog = None
+            elif not prog.valid_for(vm):
+                prog = None
+        if prog is None:
+            prog = self._program(vm, regs, launch.L)
+            launch.code = (id(vm), prog)
+        rt = Runtime(self, vm, regs, clock, cancel, interrupt)
+        initial = launch.initial
+        for i, chunk in enumerate(launch.chunks):
+            if cancel.is_set():
+                raise DispatchCancelled("dispatch cancelled")
+            ini = initial.get(i)
+            if ini is None:
+                b, ini = self._initial_batch(regs, launch.L, chunk)
+                lanes = b.W * b.L
+                if launch.kept_lanes + lanes <= _INITIAL_LANES:   # small launches repeat: keep
+                    launch.kept_lanes += lanes                   # their initial state
+                    ini.keep(b, regs)
+                    initial[i] = ini
+            else:
+                b = ini.start(regs)
+            rt._lds = rt._lds32 = None
+            rt.lds_len, rt.lds_size = ini.lds_len, ini.lds_size
+            r, _e = self._run_batch(prog, rt, b)
+            if r is not END:
+                self._schedule(prog, rt, b, r, ini.wg_of_wave, ini.nwg)
+            elif ini.batch is not None and self.trace is None:   # a trace hook may hold on to b
+                ini.done(b)
+        snap = prog.snapshot
+        if snap is None or snap[0] != prog.lo or snap[1] != prog.hi:
+            prog.take_snapshot(vm)
+        self._stats = (rt.lane_instructions, rt.instructions)
+
+    def _new_launch(self, key: tuple, regs: DispatchRegs) -> _Launch:
+        """Check a launch not seen before and split it into chunks (cached under `key`)."""
         t = self.target
         wave32 = bool(regs.wave32) and 32 in t.wave_sizes
         if not wave32 and 64 not in t.wave_sizes:
             wave32 = True
         L = 32 if wave32 else 64
-        # the launch: the registers that decide the checks, the chunks and the initial waves
-        key = (L, regs.pgm_addr, regs.rsrc1, regs.rsrc2, regs.rsrc3, tuple(regs.user_data), tuple(regs.grid),
-               tuple(regs.workgroup), tuple(regs.start), regs.scratch_base, regs.scratch_wave_bytes,
-               regs.scratch_waves, regs.lds_bytes)
-        launch = self._launches.get(key)
-        if launch is None:
-            # a launch seen before passed these checks and split the same way
-            self._check_regs(regs, L)
-            launch = _Launch(tuple(self._chunks(regs, L)))
-            with self._lock:
-                self._launches[key] = launch
-                while len(self._launches) > _LAUNCH_CACHE:
-                    self._launches.popitem(last=False)
-        rt = Runtime(self, vm, regs, clock, cancel, interrupt)
-        prog = self._program(vm, regs, L)
-        if fp_errors_ignored:
-            self._run_chunks(prog, rt, regs, L, launch, cancel)
-        else:
-            with np.errstate(all="ignore"):
-                self._run_chunks(prog, rt, regs, L, launch, cancel)
-        if prog.lo is not None and (prog.snapshot is None or prog.snapshot[0] != (prog.lo, prog.hi)):
-            try:
-                prog.snapshot = ((prog.lo, prog.hi), vm.read(prog.lo, prog.hi - prog.lo))
-            except Exception:
-                prog.snapshot = None
-        self.last_stats = {"lane_instructions": rt.lane_instructions, "instructions": rt.instructions}
+        self._check_regs(regs, L)
+        launch = _Launch(L, tuple(self._chunks(regs, L)))
+        with self._lock:
+            self._launches[key] = launch
+            while len(self._launches) > _LAUNCH_CACHE:
+                self._launches.popitem(last=False)
+        return launch
 
     def _check_regs(self, regs: DispatchRegs, L: int) -> None:
         wg, grid = regs.workgroup, regs.grid
@@ -482,34 +657,7 @@ class ShaderCore:
             return arch, total - arch
         return total, 0
 
-    def _run_chunks(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, launch: _Launch,
-                    cancel) -> None:
-        for chunk in launch.chunks:
-            if cancel.is_set():
-                raise DispatchCancelled("dispatch cancelled")
-            self._run_chunk(prog, rt, regs, L, chunk, launch)
-
-    def _run_chunk(self, prog: Program, rt: Runtime, regs: DispatchRegs, L: int, chunk, launch: _Launch) -> None:
-        """Run the workgroups `chunk` of `launch` (the registers run() looked it up by)."""
-        key = (chunk, launch)
-        cached = self._initial.get(key)
-        if cached is not None:
-            tmpl, wg_of_wave, nwg, lds_len, lds_size = cached
-            b = tmpl.launch()
-            rt.lds = np.zeros(lds_len, dtype=np.uint8)
-            rt.lds32 = rt.lds.view(U32)
-            rt.lds_size = lds_size
-            self._schedule(prog, rt, [b], wg_of_wave, nwg)
-            return
-        b, wg_of_wave, nwg = self._initial_batch(rt, regs, L, chunk)
-        if b.W * b.L <= 4096:                 # small launches repeat: keep their initial state
-            with self._lock:
-                self._initial[key] = (b.template(), wg_of_wave, nwg, rt.lds.size, rt.lds_size)
-                while len(self._initial) > 256:
-                    self._initial.popitem(last=False)
-        self._schedule(prog, rt, [b], wg_of_wave, nwg)
-
-    def _initial_batch(self, rt: Runtime, regs: DispatchRegs, L: int, chunk):
+    def _initial_batch(self, regs: DispatchRegs, L: int, chunk: tuple[int, int]) -> tuple[Batch, _Initial]:
         """The waves of one chunk as the SPI launches them (registers per the ABI)."""
         lin0, nwg = chunk
         counts = [int(c) for c in regs.workgroup_counts()]
@@ -536,9 +684,6 @@ class ShaderCore:
         # LDS: one block per workgroup of the chunk
         lds_size = max(int(regs.lds_bytes), regs.lds_size_rsrc2(self.target.lds_alloc_granule))
         blk = (lds_size + 15) & ~15
-        rt.lds = np.zeros(max(blk * nwg, 16), dtype=np.uint8)
-        rt.lds32 = rt.lds.view(U32)
-        rt.lds_size = lds_size
         b.wg_slot = (wg_of_wave * blk).astype(np.int64)[:, None]
         # work-item ids, packed in v0: X [9:0], Y [19:10], Z [29:20], from one template per
         # workgroup shape (all full groups share one; edge groups of a partial grid differ)
@@ -568,9 +713,8 @@ class ShaderCore:
             b.set_exec(valid)
         # user SGPRs then system SGPRs (AMDGPUUsage "Initial Kernel Execution State")
         nuser = regs.user_sgpr_count
-        ud = [int(x) & 0xFFFFFFFF for x in regs.user_data] + [0] * 16
         if nuser:
-            b.s[:, :nuser] = np.array(ud[:nuser], dtype=U32)
+            b.s[:, :nuser] = np.frombuffer(_user_words(regs.user_data, nuser), dtype=U32)
         k = nuser
         for axis, (on, gid) in enumerate(zip(regs.tgid_enable, (gx, gy, gz))):
             if on:
@@ -594,16 +738,62 @@ class ShaderCore:
         r1 = regs.rsrc1
         b.mode[:] = U32(((r1 >> 12) & 0xFF) | ((r1 >> 21) & 1) << 8 | ((r1 >> 23) & 1) << 9)
         b.pc = regs.pgm_addr
-        return b, wg_of_wave, nwg
+        return b, _Initial(wg_of_wave, nwg, max(blk * nwg, 16), lds_size, nuser)
 
     # -- scheduling -------------------------------------------------------------------------------
-    def _schedule(self, prog: Program, rt: Runtime, batches: list[Batch], wg_of_wave, nwg: int) -> None:
+    def _schedule(self, prog: Program, rt: Runtime, b: Batch, r, wg_of_wave, nwg: int) -> None:
+        """Run a chunk's waves to the end, after its first batch `b` stopped with event `r`
+        (anything but END: the caller's first `_run_batch` covers a chunk that just runs)."""
         live = arrived = None          # live / arrived waves per workgroup, made when needed
-        active = list(batches)
+        active: list[Batch] = []
         waiting: list[Batch] = []
         cancel = rt.cancel
-        last = None
-        while active or waiting:
+        while True:
+            last = None
+            if r is None:                  # slice exhausted
+                active.append(b)
+                last = b
+            elif r is END:
+                if not active and not waiting:
+                    return                 # the last waves ended
+                if live is None:
+                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
+                np.subtract.at(live, b.wg, 1)
+                # workgroups waiting at a barrier may now be complete
+                waiting, active = self._release(waiting, active, live, arrived)
+            elif r is BARRIER:
+                if live is None:
+                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
+                np.add.at(arrived, b.wg, 1)
+                waiting.append(b)
+                waiting, active = self._release(waiting, active, live, arrived)
+            elif isinstance(r, Branch):
+                if r.cond == "execz" and r.target > r.fallthrough and prog.exec_safe(r.fallthrough, r.target, rt):
+                    # the skipped block only does EXEC-masked work: waves whose EXEC is zero
+                    # run it as no-ops instead of splitting the batch
+                    b.pc = r.fallthrough
+                    active.append(b)
+                else:
+                    taken = np.flatnonzero(r.taken)
+                    other = np.flatnonzero(~r.taken)
+                    t1 = b.take(taken)
+                    t1.pc = r.target
+                    t2 = b.take(other)
+                    t2.pc = r.fallthrough
+                    active += [t1, t2]
+            elif isinstance(r, GprIdx):     # waves index different VGPRs: one batch per index
+                for u in np.unique(r.index):
+                    nb = b.take(np.flatnonzero(r.index == u))
+                    nb.gpr = (int(u), r.mode if r.mode is not None else (b.gpr[1] if b.gpr else 0))
+                    active.append(nb)
+            elif isinstance(r, MultiJump):
+                tg = r.targets
+                for u in np.unique(tg):
+                    nb = b.take(np.flatnonzero(tg == u))
+                    nb.pc = int(u)
+                    active.append(nb)
+            else:
+                raise AssertionError(f"unexpected scheduler event {r!r}")  # pragma: no cover
             if cancel.is_set():
                 raise DispatchCancelled("dispatch cancelled")
             if not active:                 # cannot happen: the last arrival releases its group
@@ -617,56 +807,6 @@ class ShaderCore:
                 b = min(cand, key=_pc_of)
                 active.remove(b)
             r, _entry = self._run_batch(prog, rt, b)
-            last = None
-            if r is None:                  # slice exhausted
-                active.append(b)
-                last = b
-                continue
-            if r is END:
-                if not active and not waiting:
-                    return                 # the last waves ended
-                if live is None:
-                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
-                np.subtract.at(live, b.wg, 1)
-                # workgroups waiting at a barrier may now be complete
-                waiting, active = self._release(waiting, active, live, arrived)
-                continue
-            if r is BARRIER:
-                if live is None:
-                    live, arrived = np.bincount(wg_of_wave, minlength=nwg), np.zeros(nwg, dtype=np.int64)
-                np.add.at(arrived, b.wg, 1)
-                waiting.append(b)
-                waiting, active = self._release(waiting, active, live, arrived)
-                continue
-            if isinstance(r, Branch):
-                if r.cond == "execz" and r.target > r.fallthrough and prog.exec_safe(r.fallthrough, r.target, rt):
-                    # the skipped block only does EXEC-masked work: waves whose EXEC is zero
-                    # run it as no-ops instead of splitting the batch
-                    b.pc = r.fallthrough
-                    active.append(b)
-                    continue
-                taken = np.flatnonzero(r.taken)
-                other = np.flatnonzero(~r.taken)
-                t1 = b.take(taken)
-                t1.pc = r.target
-                t2 = b.take(other)
-                t2.pc = r.fallthrough
-                active += [t1, t2]
-                continue
-            if isinstance(r, GprIdx):       # waves index different VGPRs: one batch per index
-                for u in np.unique(r.index):
-                    nb = b.take(np.flatnonzero(r.index == u))
-                    nb.gpr = (int(u), r.mode if r.mode is not None else (b.gpr[1] if b.gpr else 0))
-                    active.append(nb)
-                continue
-            if isinstance(r, MultiJump):
-                tg = r.targets
-                for u in np.unique(tg):
-                    nb = b.take(np.flatnonzero(tg == u))
-                    nb.pc = int(u)
-                    active.append(nb)
-                continue
-            raise AssertionError(f"unexpected scheduler event {r!r}")  # pragma: no cover
 
     @staticmethod
     def _release(waiting, active, live, arrived):
@@ -734,7 +874,7 @@ class ShaderCore:
         b.pc follows every instruction, so an error names the right one."""
         n = 0
         try:
-            limit = _slice(b)
+            limit = _slice(b.W * b.L)
             while n < limit:
                 pc = b.pc
                 off, mode = b.gpr
@@ -770,7 +910,7 @@ class ShaderCore:
         n = 0
         lanes = b.W * b.L
         trace = self.trace
-        limit = _slice(b)
+        limit = SLICE if lanes <= _SLICE_FULL_LANES else _slice(lanes)
         try:
             if b.gpr is not None:
                 return self._run_indexed(prog, rt, b)

@@ -665,7 +665,8 @@ def compile_sopp(ctx: Ctx, inst: Inst):
         val = U32(imm & 0xF)
 
         def h(b, rt):
-            b.mode[...] = (b.mode & ~(U32(0xF) << sh)) | (val << sh)
+            # replaced, not written in place: a launched batch shares it (Batch.launch)
+            b.mode = (b.mode & ~(U32(0xF) << sh)) | (val << sh)
         return h
     if name in ("s_nop", "s_waitcnt", "s_sleep", "s_setprio", "s_icache_inv", "s_clause", "s_delay_alu",
                 "s_waitcnt_depctr", "s_code_end", "s_set_inst_prefetch_distance", "s_inst_prefetch",

@@ -36,8 +36,8 @@ _PER_WAVE = (("s", 0), ("v", 1), ("a", 1), ("scc", 0), ("em", 0), ("wave", 0), (
 class Batch:
     """W waves at one PC, executed together (see module docstring)."""
 
-    __slots__ = ("L", "W", "a", "em", "exec_full", "fscr", "gpr", "lane", "mcache", "mode", "nw", "pc", "s",
-                 "scc", "trapsts", "v", "wave", "wg", "wg_slot")
+    __slots__ = ("L", "W", "a", "em", "exec_full", "fscr", "gpr", "lane", "mcache", "mode", "nw", "pc",
+                 "regfile", "s", "scc", "trapsts", "v", "wave", "wg", "wg_slot")
 
     def __init__(self, W: int, L: int, nv: int, na: int) -> None:
         self.W = W
@@ -59,6 +59,7 @@ class Batch:
         self.mode = np.zeros(W, dtype=U32)
         self.trapsts = np.zeros(W, dtype=U32)
         self.gpr = None                         # GFX9 VGPR indexing: (M0 offset, mode) or None
+        self.regfile: memoryview | None = None  # bytes that s, v, a, scc view, when packed
 
     # -- EXEC ---------------------------------------------------------------------------------
     def exec_changed(self) -> None:
@@ -110,6 +111,7 @@ class Batch:
         nb.W, nb.L, nb.nw = W, self.L, self.nw
         nb.pc, nb.lane, nb.gpr = self.pc, self.lane, self.gpr
         nb.mcache = {}
+        nb.regfile = None
         return nb
 
     def take(self, rows: np.ndarray) -> Batch:
@@ -121,44 +123,87 @@ class Batch:
         return nb
 
     def copy(self) -> Batch:
-        """An independent copy (used to re-launch a cached initial state)."""
-        return self._clone(share=False)
+        """An independent copy."""
+        nb = self._like(self.W)
+        for name, _axis in _PER_WAVE:
+            setattr(nb, name, getattr(self, name).copy())
+        nb.exec_full = self.exec_full
+        return nb
 
-    # arrays a launched batch shares with its cached initial state: the core replaces them
-    # (take / concat) and never writes them in place
-    _SHARED = ("wave", "wg", "wg_slot", "fscr")
+    # A cached initial state (`template`) keeps the registers the waves write in place (SGPRs,
+    # VGPRs, AGPRs, SCC) packed in one read-only byte buffer, `regfile`; a batch launched from
+    # it gets a copy of those bytes and shares the other arrays, which instructions replace
+    # (EXEC writes, s_setreg, take / concat) and never write in place.
+    def _files(self, buf: np.ndarray) -> None:
+        """Make s, v, a, scc views of the packed register file `buf` (see `template`)."""
+        W, L = self.W, self.L
+        o1 = 512 * W
+        o2 = o1 + 4 * W * L * self.v.shape[0]
+        o3 = o2 + 4 * W * L * self.a.shape[0]
+        self.s = buf[:o1].view(U32).reshape(W, 128)
+        self.v = buf[o1:o2].view(U32).reshape(-1, W, L)
+        self.a = buf[o2:o3].view(U32).reshape(-1, W, L)
+        self.scc = buf[o3:o3 + W].view(bool)
+        self.regfile = memoryview(buf)
 
     def template(self) -> Batch:
-        """A copy to keep as a cached initial state; its shared arrays are made read-only."""
+        """A read-only copy to keep as a cached initial state (see `launch`)."""
         nb = self.copy()
-        for name in self._SHARED:
+        W, L = self.W, self.L
+        buf = np.empty(512 * W + 4 * W * L * (self.v.shape[0] + self.a.shape[0]) + W, dtype=np.uint8)
+        nb._files(buf)
+        nb.s[...], nb.v[...], nb.a[...], nb.scc[...] = self.s, self.v, self.a, self.scc
+        buf.flags.writeable = False
+        nb._files(buf)                          # read-only views of the read-only bytes
+        for name, _axis in _PER_WAVE:
             getattr(nb, name).flags.writeable = False
         return nb
 
     def launch(self) -> Batch:
-        """A batch to run from this cached initial state (see `template`): the registers the
-        waves may write are copied, the wave-constant index arrays are shared."""
-        return self._clone(share=True)
-
-    def _clone(self, share: bool) -> Batch:
+        """A batch to run from this cached initial state (see `template`)."""
         nb = Batch.__new__(Batch)
         nb.W, nb.L, nb.nw = self.W, self.L, self.nw
-        nb.pc, nb.lane, nb.gpr = self.pc, self.lane, self.gpr
         nb.mcache = {}
-        nb.s = self.s.copy()
-        nb.v = self.v.copy()
-        nb.a = self.a.copy()
-        nb.scc = self.scc.copy()
-        nb.em = self.em.copy()
-        if share:
-            nb.wave, nb.wg, nb.wg_slot, nb.fscr = self.wave, self.wg, self.wg_slot, self.fscr
-        else:
-            nb.wave, nb.wg = self.wave.copy(), self.wg.copy()
-            nb.wg_slot, nb.fscr = self.wg_slot.copy(), self.fscr.copy()
-        nb.mode = self.mode.copy()
-        nb.trapsts = self.trapsts.copy()
-        nb.exec_full = self.exec_full
+        nb.lane = self.lane
+        nb.v, nb.a = self.v, self.a             # their shapes, for _files
+        nb._files(np.array(self.regfile))
+        nb.em, nb.exec_full = self.em, self.exec_full
+        nb.mode, nb.trapsts = self.mode, self.trapsts
+        nb.wave, nb.wg, nb.wg_slot, nb.fscr = self.wave, self.wg, self.wg_slot, self.fscr
+        nb.pc, nb.gpr = self.pc, self.gpr
         return nb
+
+    def relaunch(self, t: Batch) -> None:
+        """Reset this batch, launched from template `t` (`launch`) and since ended as one
+        batch (`owns_files`), to the state `t.launch()` makes: its register file gets `t`'s
+        bytes, everything else `t`'s arrays and values."""
+        self.regfile[:] = t.regfile
+        self.em, self.exec_full = t.em, t.exec_full
+        self.mode, self.trapsts = t.mode, t.trapsts
+        self.wave, self.wg, self.wg_slot, self.fscr = t.wave, t.wg, t.wg_slot, t.fscr
+        self.pc, self.lane, self.gpr = t.pc, t.lane, t.gpr
+        if self.mcache:
+            self.mcache.clear()
+
+    def write_sgprs(self, words: bytes) -> None:
+        """Write little-endian dwords `words` to SGPRs 0.. of every wave of a batch with a
+        packed register file (`launch`) before it runs."""
+        rf = self.regfile
+        n = len(words)
+        if self.W == 1:
+            rf[:n] = words
+            return
+        for o in range(0, 512 * self.W, 512):
+            rf[o:o + n] = words
+
+    def owns_files(self) -> bool:
+        """Whether s, v, a, scc are still the views of this batch's packed register file, so
+        `relaunch` resets every register."""
+        rf = self.regfile
+        if rf is None:
+            return False
+        o = rf.obj
+        return self.s.base is o and self.v.base is o and self.a.base is o and self.scc.base is o
 
     @staticmethod
     def concat(batches: list[Batch]) -> Batch:
