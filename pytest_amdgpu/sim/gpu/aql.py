@@ -106,6 +106,7 @@ class AQLProcessor(QueueProcessor):
         self.pm4_index = -1
         self._at: tuple[int, int, int] | None = None   # current packet: index, slot, address
         self._plans: dict[int, _KernelPlan] = {}   # kernel object -> checked descriptor
+        self._repeats: dict[tuple, _Repeat] = {}   # dispatch packet dwords 0-9 -> outcome
         self._fields: Region | None = None          # amd_queue_t tmpring / scratch fields
         self._tmpring = (None, 0, 0)                # (COMPUTE_TMPRING_SIZE, its decoding)
 
@@ -144,8 +145,8 @@ class AQLProcessor(QueueProcessor):
                 return Status.IDLE
             off = (index % slots) * PACKET_BYTES
             addr = q.ring_base + off
-            raw = ring.mv[off:off + PACKET_BYTES].tobytes()
-            ptype = raw[0]
+            words = _PACKET_WORDS.unpack_from(ring.mv, off)
+            ptype = words[0] & 0xFF
             if ptype == TYPE_INVALID:
                 # Reserved by the write index but not published yet: the CP waits for the
                 # header (a producer writes it last).
@@ -155,13 +156,11 @@ class AQLProcessor(QueueProcessor):
                 return Status.WAIT
             self._at = (index, index % slots, addr)
             if ptype == TYPE_KERNEL_DISPATCH:
-                try:
-                    pkt = read_kernel_dispatch(memoryview(raw).cast("I"))
-                except LookupError:
-                    pkt = self._decode(raw)          # raises D's error for the reserved value
-                done = self._kernel_dispatch(addr, pkt, index)
+                done = self._kernel_dispatch(addr, words, index)
+                signal = words[14] | words[15] << 32
             else:
-                pkt = self._decode(raw)
+                pkt = self._decode(_PACKET_WORDS.pack(*words))
+                signal = pkt.completion_signal
                 t = type(pkt)
                 if t is A.BarrierAndPacket or t is A.BarrierOrPacket:
                     done = self._barrier(pkt, t is A.BarrierAndPacket)
@@ -174,7 +173,7 @@ class AQLProcessor(QueueProcessor):
                                      "not processed by a GPU kernel agent's queue")
             if not done:
                 return Status.WAIT
-            self._complete(addr, pkt.completion_signal, index)
+            self._complete(addr, signal, index)
             self.completed += 1
         return Status.PROGRESS
 
@@ -294,9 +293,26 @@ class AQLProcessor(QueueProcessor):
         return False
 
     # -- kernel dispatch ----------------------------------------------------------------------
-    def _kernel_dispatch(self, addr: int, pkt: A.KernelDispatchPacket | KernelDispatchFields,
-                         index: int) -> bool:
-        values, extra = self._dispatch_values(addr, pkt, index)
+    def _kernel_dispatch(self, addr: int, words: tuple[int, ...], index: int) -> bool:
+        """Check and run the kernel dispatch packet `words` (its 16 dwords).
+
+        A packet whose first 10 dwords (header .. kernel_object: shape, segment sizes, code)
+        equal those of an earlier one, with the same descriptor bytes and amd_queue_t scratch
+        fields, passed every check already: only what changes per packet is worked out again
+        (`_Repeat`). The descriptor is still fetched, the scratch fields still read."""
+        key = words[:10]
+        rep = self._repeats.get(key)
+        if rep is not None:
+            values = rep.values(self, addr, words, index)
+            if values is not None:
+                self.engine.run_shader(self, shader_regs(values, rep.extra, self.queue),
+                                       interrupt=self.sq_interrupt)
+                return True
+        try:
+            pkt = read_kernel_dispatch(words)
+        except LookupError:
+            pkt = self._decode(_PACKET_WORDS.pack(*words))   # D's error for the reserved value
+        values, extra = self._dispatch_values(addr, pkt, index, key)
         self.engine.run_shader(self, shader_regs(values, extra, self.queue),
                                interrupt=self.sq_interrupt)
         return True
@@ -308,7 +324,7 @@ class AQLProcessor(QueueProcessor):
         return DispatchState(*values, extra=extra)
 
     def _dispatch_values(self, addr: int, pkt: A.KernelDispatchPacket | KernelDispatchFields,
-                         index: int) -> tuple[tuple, dict]:
+                         index: int, key: tuple | None = None) -> tuple[tuple, dict]:
         """dispatch_state's work: DispatchState's fields in order (dispatch.VALUE_FIELDS) and
         its `extra`, so the AQL path can build the shader registers without the state."""
         wgx, wgy, wgz = wg = (pkt.workgroup_size_x, pkt.workgroup_size_y, pkt.workgroup_size_z)
@@ -396,7 +412,13 @@ class AQLProcessor(QueueProcessor):
             lane_bytes = _U32.unpack_from(fields.mv, _LANE_BYTES)[0]
         else:
             lane_bytes = vm.read_u32(qaddr + QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE)
-        return values, {"scratch_wave64_lane_bytes": lane_bytes}
+        extra = {"scratch_wave64_lane_bytes": lane_bytes}
+        if key is not None and fields is not None:
+            repeats = self._repeats
+            if len(repeats) >= _PLAN_CACHE:
+                repeats.clear()
+            repeats[key] = _Repeat(plan, fields, kobj, values, extra)
+        return values, extra
 
     def _queue_fields(self, qaddr: int) -> Region | None:
         """A view of amd_queue_t's tmpring / scratch fields when they lie in the read pointer's
@@ -505,6 +527,7 @@ _SCRATCH_BASE = QUEUE_SCRATCH_BACKING_MEMORY_LOCATION - _FIELDS_LO
 _LANE_BYTES = QUEUE_SCRATCH_WAVE64_LANE_BYTE_SIZE - _FIELDS_LO
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_PACKET_WORDS = struct.Struct("<16I")      # one 64-byte AQL packet as dwords
 _START = (0, 0, 0)          # AQL dispatches start at workgroup (0, 0, 0)
 # _dispatch_values builds its tuple in this order
 assert len(VALUE_FIELDS) == 22 and VALUE_FIELDS[-2:] == ("source", "kernel_code_properties")
@@ -518,6 +541,50 @@ def _packet_where(at: tuple[int, int, int]) -> str:
 
 def _dispatch_source(at: tuple[int, int, int]) -> str:
     return f"{_packet_where(at)} (kernel dispatch)"
+
+
+class _Repeat:
+    """A kernel dispatch packet's checked outcome, for packets with the same first 10 dwords
+    (AQLProcessor._kernel_dispatch): valid while the descriptor bytes (fetched again each
+    time, as the CP does) and the amd_queue_t scratch fields read now equal those it was made
+    with. The user SGPRs, dispatch id, packet and kernarg addresses are per packet."""
+
+    __slots__ = ("extra", "fields", "head", "kobj", "mid", "plan", "props", "qaddr", "qbytes")
+
+    def __init__(self, plan: _KernelPlan, fields: Region, kobj: int, values: tuple,
+                 extra: dict) -> None:
+        self.plan = plan
+        self.fields = fields
+        self.qbytes = fields.mv.tobytes()
+        self.kobj = kobj
+        self.head = values[:4]                  # pgm_addr, rsrc1, rsrc2, rsrc3
+        self.mid = values[5:15]                 # grid .. lds_bytes
+        self.qaddr = values[17]
+        self.props = values[21]
+        self.extra = extra
+
+    def values(self, proc: AQLProcessor, addr: int, words: tuple[int, ...], index: int
+               ) -> tuple | None:
+        """The dispatch's values (as _dispatch_values gives them), None when the descriptor or
+        the scratch fields changed (then the packet is checked in full)."""
+        plan = self.plan
+        fields = self.fields
+        qaddr = self.qaddr
+        if proc._fields is not fields or fields.mv.tobytes() != self.qbytes or \
+                proc.queue.rptr_addr - QUEUE_READ_DISPATCH_ID != qaddr:
+            return None
+        if proc.vm.read(self.kobj, KD_SIZE) != plan.raw:     # the CP's fetch: may fault
+            return None
+        kernarg = words[10] | words[11] << 32
+        if plan.user_names:
+            # the packet's private_segment_size (dword 6), the amd_queue_t scratch base
+            user = proc._user_sgprs(plan, addr, qaddr, kernarg, index, words[6], self.mid[4])
+            if plan.user_len < MAX_USER_SGPRS:
+                user += _ZERO_USER[plan.user_len:]
+        else:
+            user = list(_ZERO_USER)
+        return (*self.head, user, *self.mid, index, addr, qaddr, kernarg, 0,
+                DispatchSource(_dispatch_source, proc._at), self.props)
 
 
 class _KernelPlan:

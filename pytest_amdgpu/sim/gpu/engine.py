@@ -98,7 +98,6 @@ class _Entry:
     __slots__ = (
         "cancel",
         "halted",
-        "in_shader",
         "kicked",
         "next_poll",
         "owner",
@@ -128,7 +127,6 @@ class _Entry:
         self.stopped = False        # error: stopped for good (HW exception, VM fault)
         self.halted = False         # evicted by the driver; queue_changed may resume it
         self.cancel = threading.Event()
-        self.in_shader = False
 
     def runnable(self) -> bool:
         if self.owner is not None or self.removed or self.stopped or self.halted:
@@ -377,8 +375,6 @@ class GPUEngine:
         with self._cv:
             entry = self._entries.get(id(proc.queue))
             cancel = entry.cancel if entry is not None else threading.Event()
-            if entry is not None:
-                entry.in_shader = True
             self._in_shader += 1
             if self._executors - self._in_shader <= 0 and self._other_work_locked(entry):
                 self._spawn_locked()
@@ -395,8 +391,6 @@ class GPUEngine:
         finally:
             with self._cv:
                 self._in_shader -= 1
-                if entry is not None:
-                    entry.in_shader = False
 
     def _get_shader_core(self):
         core = self._shader_core
