@@ -597,9 +597,11 @@ class _ArgRing:
         nbytes = -(-max(nbytes, 1) // align) * align
         if nbytes > self.size:
             raise UsageError(f"{nbytes} bytes of kernargs do not fit the {self.size}-byte ring")
+        live = self.live
         while True:
-            self._reclaim()
-            start = 0 if not self.live else self._fit(nbytes, align)
+            if live:
+                self._reclaim()
+            start = 0 if not live else self._fit(nbytes, align)
             if start is not None:
                 entry = [start, start + nbytes, None]
                 self.live.append(entry)
@@ -943,8 +945,8 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
             scratch = _ensure_scratch(queue, st, kernel, geom, lane_bytes)
             lane_bytes = scratch.lane_bytes
         ring = st.ring
-        karg_size = max(len(data), 16)
-        karg_region = align_up(karg_size, KERNARG_ALIGN)
+        karg_size = len(data) if len(data) > 16 else 16
+        karg_region = -(-karg_size // KERNARG_ALIGN) * KERNARG_ALIGN
         offset, entry = ring.alloc(karg_region + 64 if kind == "pm4" else karg_region)
         kernarg_address = st.ring_base + offset
         st.ring_bytes[offset:offset + len(data)] = data
@@ -956,8 +958,8 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
             if kind == "aql":
                 if wait_value is None:
                     wait_value = 0 if owns else sig.value - 1
-                header, body = plan.aql_template().parts(lane_bytes, lds, kernarg_address,
-                                                         sig.handle)
+                header, body = (plan.aql or plan.aql_template()).parts(
+                    lane_bytes, lds, kernarg_address, sig.address)
                 completion = _track(queue, entry, Completion(
                     queue, sig, wait_value, "==" if owns else "<=", owns_signal=owns,
                     what=plan.what))

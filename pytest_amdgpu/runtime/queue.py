@@ -462,12 +462,15 @@ class Queue:
         The kernarg segment and the packets (an AQL dispatch packet, or the PM4 register
         sequence) come from `pytest_amdgpu.runtime.kernel`.
         """
-        self._check_usable("dispatch")
+        if self._destroyed:
+            self._check_usable("dispatch")
         global _kernel_module
         if _kernel_module is None:
             from . import kernel as _kernel_module
-        return _kernel_module.dispatch(self, kernel, grid, block, args, signal=signal,
-                                       **options)
+        if options:
+            return _kernel_module.dispatch(self, kernel, grid, block, args, signal=signal,
+                                           **options)
+        return _kernel_module.dispatch(self, kernel, grid, block, args, signal=signal)
 
     def _completion_signal(self, signal: Signal | None, initial: int) -> tuple[Signal, bool]:
         if signal is not None:
