@@ -767,6 +767,9 @@ def _plain_shape(value: Any) -> bool:
     return type(value) is tuple and all(type(v) is int for v in value)
 
 
+_RENDERED = ("dispatch_ptr", "kernarg_segment_ptr", "dispatch_id")   # _Pm4Template.render's
+
+
 class _Pm4Template:
     """The dwords of one PM4 dispatch (`Kernel.pm4_dispatch`) encoded once, and where the user
     SGPRs that change between dispatches sit in them (dispatch pointer, kernarg pointer,
@@ -791,12 +794,13 @@ class _Pm4Template:
                 user_at = len(words) - sum(len(values) for _, values in groups)
         self.words = words
         self.starts = tuple(starts)
-        self.pointers: list[tuple[int, str]] = []     # (dword, "dispatch_ptr" | ...)
+        # (dword, which): render's dispatch_ptr (0), kernarg_segment_ptr (1), dispatch_id (2)
+        self.pointers: list[tuple[int, int]] = []
         self.preload: tuple[int, int, int] | None = None   # (dword, kernarg byte, count)
         at = user_at
         for name, values in groups:
-            if name in ("dispatch_ptr", "kernarg_segment_ptr", "dispatch_id"):
-                self.pointers.append((at, name))
+            if name in _RENDERED:
+                self.pointers.append((at, _RENDERED.index(name)))
             elif name == "kernarg_preload":
                 self.preload = (at, 4 * kernel.descriptor.kernarg_preload_offset, len(values))
             at += len(values)
@@ -804,9 +808,9 @@ class _Pm4Template:
     def render(self, dispatch_ptr: int, kernarg_address: int, dispatch_id: int,
                kernarg_data: bytes) -> array:
         words = self.words[:]
-        for at, name in self.pointers:
-            value = (dispatch_ptr if name == "dispatch_ptr" else
-                     kernarg_address if name == "kernarg_segment_ptr" else dispatch_id)
+        values = (dispatch_ptr, kernarg_address, dispatch_id)
+        for at, which in self.pointers:
+            value = values[which]
             words[at] = value & 0xFFFFFFFF
             words[at + 1] = (value >> 32) & 0xFFFFFFFF
         if self.preload is not None:
@@ -969,7 +973,8 @@ def dispatch(queue: Queue, kernel: Kernel, grid, block, args: Any = (), *,
                 packet_offset = offset + karg_region
                 dispatch_ptr = st.ring_base + packet_offset
                 st.ring_bytes[packet_offset:packet_offset + _aql.PACKET_BYTES] = \
-                    plan.aql_template().encode(lane_bytes, lds, kernarg_address, sig.handle)
+                    (plan.aql or plan.aql_template()).encode(lane_bytes, lds, kernarg_address,
+                                                             sig.address)
                 st.dispatch_id += 1
                 pm4 = plan.pm4_template(scratch, lds, lane_bytes)
                 words = pm4.render(dispatch_ptr, kernarg_address, st.dispatch_id - 1, data)

@@ -85,6 +85,8 @@ KERNARG_PRELOAD_ENTRY_SKIP = 256        # CP skips the compatibility prologue (A
 
 
 _INVALID_HEADER = struct.pack("<H", TYPE_INVALID)
+# Status members as globals: an Enum attribute lookup costs ~0.2 µs on Python 3.11
+_IDLE, _WAIT, _PROGRESS = Status.IDLE, Status.WAIT, Status.PROGRESS
 
 
 def _signed64(v: int) -> int:
@@ -134,7 +136,7 @@ class AQLProcessor(QueueProcessor):
         vm = self.vm
         slots = q.ring_size // PACKET_BYTES
         if slots == 0:
-            return Status.IDLE
+            return _IDLE
         ring = self._ring
         if ring is None or ring.addr != q.ring_base or ring.size != q.ring_size or ring.vm is not vm:
             ring = self._ring = Region(vm, q.ring_base, q.ring_size, True)
@@ -142,7 +144,7 @@ class AQLProcessor(QueueProcessor):
         for _ in range(budget):
             index = self.read_index
             if index >= write_index:
-                return Status.IDLE
+                return _IDLE
             off = (index % slots) * PACKET_BYTES
             addr = q.ring_base + off
             words = _PACKET_WORDS.unpack_from(ring.mv, off)
@@ -153,7 +155,7 @@ class AQLProcessor(QueueProcessor):
                 self.wait_reason = (f"AQL packet {index} (slot {index % slots}): "
                                     f"write_dispatch_id is {write_index} but the header type "
                                     "is still INVALID")
-                return Status.WAIT
+                return _WAIT
             self._at = (index, index % slots, addr)
             if ptype == TYPE_KERNEL_DISPATCH:
                 done = self._kernel_dispatch(addr, words, index)
@@ -172,10 +174,10 @@ class AQLProcessor(QueueProcessor):
                     raise QueueError(f"{EC_UNSUPPORTED}: {self.loc}: {pkt.MNEMONIC} packets are "
                                      "not processed by a GPU kernel agent's queue")
             if not done:
-                return Status.WAIT
+                return _WAIT
             self._complete(addr, signal, index)
             self.completed += 1
-        return Status.PROGRESS
+        return _PROGRESS
 
     def _write_index(self) -> int:
         """write_dispatch_id, read from the amd_queue_t (the doorbell only wakes the CP)."""

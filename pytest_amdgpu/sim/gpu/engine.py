@@ -477,7 +477,7 @@ class GPUEngine:
                         break                      # another free executor is parked: retire
                     spin_until = self._last_work + SPIN_AFTER_WORK
                     if due is None and now < spin_until and not self._spinning:
-                        self._spin_locked(spin_until)
+                        self._spin_locked(spin_until - now)
                         continue
                     if due is None and not any(e.owner is not None for e in self._order):
                         self._set_busy_locked(False)
@@ -541,7 +541,7 @@ class GPUEngine:
             cv.release()
             _syscall.device_running(-1)
 
-    def _spin_locked(self, until: float) -> None:
+    def _spin_locked(self, left: float) -> None:
         """Right after work, poll for the next doorbell for a short while instead of parking:
         a parked thread costs a futex wake-up per doorbell, which dominates the latency of a
         host that submits and waits in a loop. Yields the CPU (and the GIL) every iteration.
@@ -554,8 +554,7 @@ class GPUEngine:
         kick = _syscall.load64(self._kick_addr)
         self._cv.release()
         try:
-            left = until - time.monotonic()
-            if left > 0 and not self._stop:
+            if not self._stop:
                 _syscall.device_poll(self._kick_addr, kick, int(left * 1e9))
         finally:
             self._cv.acquire()
