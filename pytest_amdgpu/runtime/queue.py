@@ -597,9 +597,19 @@ class _ValueTemplate:
                       if lo == 0 and mask == 0xFFFFFFFF and bias == 0]
         if len(self.whole) != len(self.points):
             self.whole = None
+        self._last: tuple[int, array] | None = None     # (value, words) rendered last
 
     def render(self, value: int) -> array:
-        """The packets' dwords with `value` patched in."""
+        """The packets' dwords with `value` patched in (the same array for the same value
+        as the last call: callers copy, never modify it)."""
+        last = self._last
+        if last is not None and last[0] == value:
+            return last[1]
+        words = self._render(value)
+        self._last = (value, words)
+        return words
+
+    def _render(self, value: int) -> array:
         words = self.words[:]
         if self.whole is not None:
             for dw, shift in self.whole:
