@@ -264,9 +264,12 @@ class Signal:
             self._check("wait")
         if value.__class__ is not int or not -(1 << 63) <= value <= _MASK64:
             value = check_int("value", value, minimum=-(1 << 63), maximum=_MASK64)
-        target = _signed64(value)
+        target = value if value < (1 << 63) else value - (1 << 64)     # signed 64-bit
         test = CONDITIONS.get(cond) or check_condition(cond)
-        seconds = resolve_timeout(timeout)
+        if (type(timeout) is int or type(timeout) is float) and timeout >= 0:
+            seconds = timeout
+        else:
+            seconds = resolve_timeout(timeout)
         if self.event is None:
             # First poll in C with the GIL released: the common fast answer costs no Python
             # work, and a simulated GPU thread can run meanwhile.
