@@ -15,7 +15,7 @@ import operator
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ...packets.common import TC_OP_NAMES
 from ...packets.pm4 import COMPARE_FUNCTION_NAMES
@@ -288,40 +288,63 @@ class RingProcessor(QueueProcessor):
     def _fetch(self, limit: int) -> bool:
         """Fetch up to `limit` complete packets into `pending`. False when nothing is
         available (ring empty or a packet only partly published)."""
-        q = self.queue
-        wptr = q.doorbell_value
-        rptr = self.rptr
-        avail = wptr - rptr
-        if avail <= 0:
+        got = self._ring_words()
+        if got is None:
             return False
-        unit = self.UNIT
-        size = q.ring_size
-        if avail * unit > size:
-            raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is "
-                             f"{avail} {self.UNIT_NAME}s ahead of the read pointer {rptr:#x}, "
-                             f"more than the {size // unit}-{self.UNIT_NAME} ring holds")
-        if (avail * unit) & 3:
-            raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is not "
-                             f"dword aligned (packets are whole dwords)")
-        ring = self._ring = region(self._ring, self.vm, q.ring_base, size, False)
-        start = (rptr * unit) % size
-        avail_dw = (avail * unit) >> 2
-        words = ring.words(start, min(avail_dw, PREFETCH_DW))
+        words, avail_dw = got
+        rptr = self.rptr
         pkts, used = self.parse(words, limit, rptr)
         if used == 0:
-            need = self.packet_dwords(words, 0)
-            if need > size >> 2:
-                raise QueueError(f"{self.where_ring(rptr)}: packet (header 0x{words[0]:08x}) "
-                                 f"of {need} dwords is longer than the {size >> 2}-dword ring")
-            if need > avail_dw:
-                return False             # the rest of the packet is not published yet
-            words = ring.words(start, need)
+            words = self._whole_packet(words, avail_dw)
+            if words is None:
+                return False
             pkts, used = self.parse(words, 1, rptr)
             if used == 0:
                 return False
-        self.rptr = rptr + (used << 2) // unit
+        self.rptr = rptr + (used << 2) // self.UNIT
         self.pending.extend(pkts)
         return True
+
+    def _ring_words(self) -> tuple[list[int], int] | None:
+        """(the dwords at the read pointer, at most PREFETCH_DW; the dwords published there),
+        None when the ring is empty. A write pointer the ring cannot hold is a QueueError."""
+        q = self.queue
+        unit = self.UNIT
+        avail = (q.doorbell_value - self.rptr) * unit          # bytes published
+        if avail <= 0:
+            return None
+        size = q.ring_size
+        if avail > size or avail & 3:
+            self._bad_wptr(avail)
+        ring = self._ring = region(self._ring, self.vm, q.ring_base, size, False)
+        avail >>= 2
+        return ring.words((self.rptr * unit) % size, min(avail, PREFETCH_DW)), avail
+
+    def _bad_wptr(self, avail: int) -> NoReturn:
+        """Raise the QueueError for a write pointer `avail` bytes ahead of the read pointer
+        that the ring cannot hold or that is not dword aligned."""
+        q = self.queue
+        wptr, rptr, unit, size = q.doorbell_value, self.rptr, self.UNIT, q.ring_size
+        if avail > size:
+            raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is "
+                             f"{avail // unit} {self.UNIT_NAME}s ahead of the read pointer "
+                             f"{rptr:#x}, more than the {size // unit}-{self.UNIT_NAME} ring "
+                             "holds")
+        raise QueueError(f"{self.ENGINE} queue {q.queue_id}: write pointer {wptr:#x} is not "
+                         f"dword aligned (packets are whole dwords)")
+
+    def _whole_packet(self, words: list[int], avail_dw: int) -> list[int] | None:
+        """The first packet of `words` (ring dwords at the read pointer, `avail_dw` of them
+        published) when it is longer than `words`: all its dwords, or None while some are not
+        published. A packet longer than the ring is a QueueError."""
+        size = self.queue.ring_size
+        need = self.packet_dwords(words, 0)
+        if need > size >> 2:
+            raise QueueError(f"{self.where_ring(self.rptr)}: packet (header 0x{words[0]:08x}) "
+                             f"of {need} dwords is longer than the {size >> 2}-dword ring")
+        if need > avail_dw:
+            return None                  # the rest of the packet is not published yet
+        return self._ring.words((self.rptr * self.UNIT) % size, need)
 
     def _report_rptr(self) -> None:
         """Write the read pointer to rptr_addr: a 64-bit count of units consumed, or (where

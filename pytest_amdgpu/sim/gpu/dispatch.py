@@ -91,37 +91,128 @@ _SH_READ_NAMES = ("COMPUTE_PGM_LO", "COMPUTE_PGM_HI", "COMPUTE_PGM_RSRC1", "COMP
                   "COMPUTE_DISPATCH_SCRATCH_BASE_HI", "COMPUTE_DISPATCH_ID")
 
 
-class _ShReads:
+class ShReads:
     """What DISPATCH_DIRECT reads from the SH registers of one target, resolved once: the
     register offsets (one itemgetter over the register file, a slice for the user data when
-    its registers are consecutive) and the target constants it uses."""
+    its registers are consecutive) and the target constants it uses. `values` starts a
+    dispatch from a register file (sh_dispatch_values without the look-ups)."""
 
-    __slots__ = ("get", "lds_granule", "size", "target", "tmpring", "user", "user_get",
-                 "wave32_bit")
+    __slots__ = ("get", "lds_granule", "size", "target", "tmpring", "user", "wave32_bit")
 
     def __init__(self, target) -> None:
         self.target = target
         offsets = [target.reg(n) for n in _SH_READ_NAMES]
         user = [target.reg(f"COMPUTE_USER_DATA_{i}") for i in range(MAX_USER_SGPRS)]
         self.get = operator.itemgetter(*offsets)
-        consecutive = user == list(range(user[0], user[0] + MAX_USER_SGPRS))
-        self.user = slice(user[0], user[0] + MAX_USER_SGPRS) if consecutive else None
-        self.user_get = operator.itemgetter(*user)
+        if user == list(range(user[0], user[0] + MAX_USER_SGPRS)):    # one slice: a list
+            self.user = operator.itemgetter(slice(user[0], user[0] + MAX_USER_SGPRS))
+        else:
+            get_user = operator.itemgetter(*user)
+            self.user = lambda regs: list(get_user(regs))
         self.size = max(*offsets, *user) + 1        # a register file must cover these
         self.wave32_bit = target.dispatch_initiator_wave32
         self.lds_granule = target.lds_alloc_granule
         self.tmpring = (0, *decode_tmpring_size(target, 0))   # last (value, waves, bytes)
 
+    def values(self, regs: list[int], dx: int, dy: int, dz: int, initiator: int,
+               source: object) -> tuple:
+        """sh_dispatch_values for a register file that is a list covering `size` registers
+        and the DIM_X/Y/Z of the packet."""
+        (pgm_lo, pgm_hi, rsrc1, rsrc2, rsrc3, ntx, nty, ntz, sx, sy, sz, tmpring, scratch_lo,
+         scratch_hi, dispatch_id) = self.get(regs)
+        user = self.user(regs)
+        if not initiator & INIT_COMPUTE_SHADER_EN:
+            raise QueueError(f"{EC_REGISTER_INVALID}: {source}: DISPATCH_INITIATOR "
+                             f"0x{initiator:x} has COMPUTE_SHADER_EN (bit 0) clear")
+        # NUM_THREAD_FULL [15:0], NUM_THREAD_PARTIAL [31:16]
+        wx, wy, wz = ntx & 0xFFFF, nty & 0xFFFF, ntz & 0xFFFF
+        if not (wx and wy and wz):
+            name = "X" if not wx else "Y" if not wy else "Z"
+            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: "
+                             f"COMPUTE_NUM_THREAD_{name} NUM_THREAD_FULL is 0")
+        if initiator & INIT_USE_THREAD_DIMENSIONS:
+            # DIM_* counts threads; the CP derives the groups and the partial last group.
+            grid = (dx, dy, dz)
+        elif initiator & INIT_PARTIAL_TG_EN and (ntx | nty | ntz) & 0xFFFF0000:
+            grid = (_partial(dx, wx, (ntx >> 16) & 0xFFFF),
+                    _partial(dy, wy, (nty >> 16) & 0xFFFF),
+                    _partial(dz, wz, (ntz >> 16) & 0xFFFF))
+        else:
+            grid = (dx * wx, dy * wy, dz * wz)
+        if wx * wy * wz > MAX_WORKGROUP_SIZE:
+            raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: workgroup {wx}x{wy}x"
+                             f"{wz} = {wx * wy * wz} work-items exceeds {MAX_WORKGROUP_SIZE}")
+        memo = self.tmpring
+        if memo[0] != tmpring:
+            memo = self.tmpring = (tmpring, *decode_tmpring_size(self.target, tmpring))
+        w32 = self.wave32_bit
+        # in VALUE_FIELDS order: pgm_addr, rsrc1-3, user_data, grid, workgroup, start, wave32,
+        # scratch_base, tmpring_size, scratch_wave_bytes, scratch_waves, private_segment_size,
+        # lds_bytes, dispatch_id, dispatch_ptr, queue_ptr, kernarg_ptr, initiator, source,
+        # kernel_code_properties
+        return (((pgm_hi & 0xFF) << 40) | (pgm_lo << 8), rsrc1, rsrc2, rsrc3, user, grid,
+                (wx, wy, wz),
+                (0, 0, 0) if initiator & INIT_FORCE_START_AT_000 else (sx, sy, sz),
+                bool(w32 and initiator & w32),
+                ((scratch_hi & 0xFF) << 40) | (scratch_lo << 8), tmpring, memo[2], memo[1], 0,
+                ((rsrc2 >> 15) & 0x1FF) * self.lds_granule, dispatch_id, 0, 0, 0, initiator,
+                source, None)
 
-_SH_READS: dict[int, _ShReads] = {}
+
+_SH_READS: dict[int, ShReads] = {}
 GRID_INDEX = 5      # where the grid is in sh_dispatch_values' tuple (DispatchState's order)
 
 
-def _sh_reads(target) -> _ShReads:
+def sh_reads(target) -> ShReads:
+    """The ShReads of `target`, made once per target."""
     r = _SH_READS.get(id(target))
     if r is None or r.target is not target:
-        r = _SH_READS[id(target)] = _ShReads(target)
+        r = _SH_READS[id(target)] = ShReads(target)
     return r
+
+
+class ShDispatch:
+    """DISPATCH_DIRECT for one queue: the shader registers (part F's DispatchRegs) of a
+    dispatch from the queue's SH register file and the packet, through ShReads.values and
+    shader_regs, with the queue's apertures read once (fixed for a process-device's life).
+
+    It remembers the last dispatch: one with the same registers, dimensions and initiator
+    as the one before (a kernel launched again) passed the same checks and has the same
+    registers but for its user data and source, which are taken anew."""
+
+    __slots__ = ("apertures", "args", "key", "queue", "reads")
+
+    def __init__(self, target, queue) -> None:
+        self.reads = sh_reads(target)
+        self.queue = queue
+        self.apertures: tuple[int, int] | None = None
+        self.key: tuple | None = None        # (registers read, packet) of the last dispatch
+        self.args: list | None = None        # its DispatchRegs arguments; None: empty grid
+
+    def regs(self, regs: list[int], packet: tuple[int, int, int, int], source: object):
+        """The DispatchRegs for the packet's (DIM_X, DIM_Y, DIM_Z, DISPATCH_INITIATOR), None
+        for an empty grid (no wave is launched). Raises the CP's QueueError for a bad one."""
+        sr = self.reads
+        key = (sr.get(regs), packet)
+        if key == self.key:
+            args = self.args
+            if args is None:
+                return None
+            args[_USER] = sr.user(regs)
+            args[_SOURCE] = source
+            return _REG_FIELDS[0](*args)
+        values = sr.values(regs, *packet, source)
+        self.key = None
+        if 0 in values[GRID_INDEX]:
+            self.key, self.args = key, None
+            return None
+        cls, _fields, _names, _getter, same = _REG_FIELDS or _reg_fields(str(source))
+        if not same:
+            return shader_regs(values, {}, self.queue)
+        if self.apertures is None:
+            self.apertures = queue_apertures(self.queue)
+        self.key, self.args = key, [*values, *self.apertures]
+        return cls(*self.args)
 
 
 def sh_dispatch_values(target, regs: Sequence[int] | Mapping[int, int],
@@ -134,51 +225,11 @@ def sh_dispatch_values(target, regs: Sequence[int] | Mapping[int, int],
     read 0. `source` names the packet in messages: a str, or an object that formats it when
     str() is called. Raises the CP's QueueError for a bad initiator or thread count.
     """
-    sr = _SH_READS.get(id(target))
-    if sr is None or sr.target is not target:
-        sr = _sh_reads(target)
+    sr = sh_reads(target)
     if type(regs) is not list:
         regs = [regs.get(off, 0) for off in range(sr.size)] if isinstance(regs, Mapping) \
             else list(regs)
-    (pgm_lo, pgm_hi, rsrc1, rsrc2, rsrc3, ntx, nty, ntz, sx, sy, sz, tmpring, scratch_lo,
-     scratch_hi, dispatch_id) = sr.get(regs)
-    user = regs[sr.user] if sr.user is not None else list(sr.user_get(regs))
-    if not initiator & INIT_COMPUTE_SHADER_EN:
-        raise QueueError(f"{EC_REGISTER_INVALID}: {source}: DISPATCH_INITIATOR 0x{initiator:x} "
-                         "has COMPUTE_SHADER_EN (bit 0) clear")
-    # NUM_THREAD_FULL [15:0], NUM_THREAD_PARTIAL [31:16]
-    wx, wy, wz = ntx & 0xFFFF, nty & 0xFFFF, ntz & 0xFFFF
-    if not (wx and wy and wz):
-        name = "X" if not wx else "Y" if not wy else "Z"
-        raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: COMPUTE_NUM_THREAD_{name} "
-                         "NUM_THREAD_FULL is 0")
-    dx, dy, dz = dims
-    if initiator & INIT_USE_THREAD_DIMENSIONS:
-        # DIM_* counts threads; the CP derives the groups and the partial last group.
-        grid = (dx, dy, dz)
-    elif initiator & INIT_PARTIAL_TG_EN and (ntx | nty | ntz) & 0xFFFF0000:
-        grid = (_partial(dx, wx, (ntx >> 16) & 0xFFFF), _partial(dy, wy, (nty >> 16) & 0xFFFF),
-                _partial(dz, wz, (ntz >> 16) & 0xFFFF))
-    else:
-        grid = (dx * wx, dy * wy, dz * wz)
-    size = wx * wy * wz
-    if size > MAX_WORKGROUP_SIZE:
-        raise QueueError(f"{EC_WORK_GROUP_SIZE_INVALID}: {source}: workgroup {wx}x{wy}x"
-                         f"{wz} = {size} work-items exceeds {MAX_WORKGROUP_SIZE}")
-    start = (0, 0, 0) if initiator & INIT_FORCE_START_AT_000 else (sx, sy, sz)
-    memo = sr.tmpring
-    if memo[0] != tmpring:
-        memo = sr.tmpring = (tmpring, *decode_tmpring_size(target, tmpring))
-    w32 = sr.wave32_bit
-    # in VALUE_FIELDS order: pgm_addr, rsrc1-3, user_data, grid, workgroup, start, wave32,
-    # scratch_base, tmpring_size, scratch_wave_bytes, scratch_waves, private_segment_size,
-    # lds_bytes, dispatch_id, dispatch_ptr, queue_ptr, kernarg_ptr, initiator, source,
-    # kernel_code_properties
-    return (((pgm_hi & 0xFF) << 40) | (pgm_lo << 8), rsrc1, rsrc2, rsrc3, user, grid,
-            (wx, wy, wz), start, bool(w32 and initiator & w32),
-            ((scratch_hi & 0xFF) << 40) | (scratch_lo << 8), tmpring, memo[2], memo[1], 0,
-            ((rsrc2 >> 15) & 0x1FF) * sr.lds_granule, dispatch_id, 0, 0, 0, initiator, source,
-            None)
+    return sr.values(regs, *dims, initiator, source)
 
 
 def _partial(d: int, full: int, partial: int) -> int:
@@ -277,12 +328,21 @@ def shader_regs(values: tuple, extra: dict, queue):
     cls, _fields, names, _getter, same = _REG_FIELDS or _reg_fields(values[_SOURCE])
     if not same or not names.isdisjoint(extra):
         return to_shader_regs(apply_apertures(DispatchState(*values, extra=extra), queue))
-    lds_aperture, private_aperture = _LDS_APERTURE, _PRIVATE_APERTURE
+    pdd = getattr(queue, "pdd", None)         # queue_apertures, inlined (once per dispatch)
+    if pdd is None:
+        return cls(*values, _LDS_APERTURE, _PRIVATE_APERTURE)
+    return cls(*values, getattr(pdd, "lds_base", _LDS_APERTURE),
+               getattr(pdd, "scratch_base", _PRIVATE_APERTURE))
+
+
+def queue_apertures(queue) -> tuple[int, int]:
+    """(LDS, private) aperture bases of the queue's process-device data (what KFD programs
+    into SH_MEM_BASES for the process's VMID); DispatchState's defaults without one."""
     pdd = getattr(queue, "pdd", None)
-    if pdd is not None:
-        lds_aperture = getattr(pdd, "lds_base", lds_aperture)
-        private_aperture = getattr(pdd, "scratch_base", private_aperture)
-    return cls(*values, lds_aperture, private_aperture)
+    if pdd is None:
+        return _LDS_APERTURE, _PRIVATE_APERTURE
+    return (getattr(pdd, "lds_base", _LDS_APERTURE),
+            getattr(pdd, "scratch_base", _PRIVATE_APERTURE))
 
 
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(DispatchState) if f.name != "extra")
@@ -291,5 +351,6 @@ VALUE_FIELDS = _STATE_FIELDS[:-2]
 assert VALUE_FIELDS[GRID_INDEX] == "grid" and len(VALUE_FIELDS) == 22
 assert _STATE_FIELDS[-2:] == ("lds_aperture", "private_aperture")
 _SOURCE = VALUE_FIELDS.index("source")
+_USER = VALUE_FIELDS.index("user_data")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DispatchState)}
 _LDS_APERTURE, _PRIVATE_APERTURE = _DEFAULTS["lds_aperture"], _DEFAULTS["private_aperture"]

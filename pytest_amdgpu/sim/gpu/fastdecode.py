@@ -13,8 +13,9 @@ PacketDecodeError with D's wording.
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from ...packets import aql as A
@@ -23,6 +24,30 @@ from ...packets import sdma as S
 from ...packets.common import Layout, PacketDecodeError
 
 Reader = Callable[[Sequence[int], int, int], tuple]
+
+
+def _field_code(layout: Layout, names: Sequence[str], indent: str, reserved: str,
+                ns: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Lines that load the dwords the fields `names` and the strict fields of `layout` use
+    (as w<dw>) and check every strict field (running `reserved` on a reserved value), and
+    each wanted field's expression; the sets of valid values go to `ns`."""
+    used_dw: set[int] = set()
+    exprs: dict[str, str] = {}
+    checks: list[str] = []
+    wanted = set(names)
+    for i, f in enumerate(layout.fields):
+        if f.name not in wanted and not f.strict:
+            continue
+        used_dw.update(p.dw for p in f.parts)
+        expr = f.expr()
+        if f.strict:
+            ns[f"OK{i}"] = frozenset(f.names)
+            checks.append(f"{indent}if ({expr}) not in OK{i}: " + reserved.format(f.name))
+        exprs[f.name] = f"({expr})"
+    missing = [n for n in names if n not in exprs]
+    if missing:
+        raise ValueError(f"{layout.name}: no field(s) {missing} in this layout")
+    return [f"{indent}w{dw} = d[o + {dw}]" for dw in sorted(used_dw)] + checks, exprs
 
 
 def compile_reader(layout: Layout, names: Sequence[str], factory: Callable | None = None
@@ -35,26 +60,8 @@ def compile_reader(layout: Layout, names: Sequence[str], factory: Callable | Non
     (a namedtuple class) instead of returned as a tuple.
     """
     ns: dict[str, Any] = {"_tuple": tuple, "_F": factory}
-    lines = ["def read(d, o, n):"]
-    used_dw: set[int] = set()
-    exprs: dict[str, str] = {}
-    checks: list[str] = []
-    wanted = set(names)
-    for i, f in enumerate(layout.fields):
-        if f.name not in wanted and not f.strict:
-            continue
-        used_dw.update(p.dw for p in f.parts)
-        expr = f.expr()
-        if f.strict:
-            ns[f"OK{i}"] = frozenset(f.names)
-            checks.append(f"    if ({expr}) not in OK{i}: raise LookupError({f.name!r})")
-        exprs[f.name] = f"({expr})"
-    missing = [n for n in names if n not in exprs]
-    if missing:
-        raise ValueError(f"{layout.name}: no field(s) {missing} in this layout")
-    for dw in sorted(used_dw):
-        lines.append(f"    w{dw} = d[o + {dw}]")
-    lines += checks
+    body, exprs = _field_code(layout, names, "    ", "raise LookupError({!r})", ns)
+    lines = ["def read(d, o, n):", *body]
     items = [exprs[n] for n in names]
     if layout.tail:
         items.append(f"_tuple(d[o + {layout.ndw}:o + n])")
@@ -63,7 +70,66 @@ def compile_reader(layout: Layout, names: Sequence[str], factory: Callable | Non
     else:
         lines.append("    return (" + ", ".join(items) + ("," if len(items) == 1 else "") + ")")
     exec("\n".join(lines), ns)
-    return ns["read"]
+    read = ns["read"]
+    read.strict_fields = tuple(f.name for f in layout.fields if f.strict)
+    return read
+
+
+RegisterRun = Callable[[Sequence[int], int, int, int, list, int], tuple[int, int]]
+
+
+def compile_register_run(cls: type, layout: Layout, fixed: Collection[int]) -> RegisterRun:
+    """For `cls`, a register-setting packet (REG_OFFSET, then the values as the tail:
+    SET_SH_REG, SET_UCONFIG_REG) read with its variable-length `layout`: a function
+    (dwords, offset, end, limit, regs, size) -> (packets, offset after them) that writes
+    consecutive such packets into the register file `regs`, at most `limit` of them.
+
+    It takes exactly the headers PM4Reader reads with `layout` (type 3, the opcode, a length
+    no layout in `fixed` has, at least the layout's minimum) and stops before anything else:
+    another packet, one not complete before `end`, a reserved value in a strict field, or
+    registers past `size`. The caller reads that packet its usual way (and reports it).
+    One or two values are stored one by one (cheaper than a slice store).
+    """
+    ns: dict[str, Any] = {"FIXED": frozenset(fixed)}
+    body, exprs = _field_code(layout, ("reg_offset",), "        ", "break", ns)
+    reg = exprs["reg_offset"]
+    for line in [b for b in body if b.lstrip().startswith("w")]:
+        w = re.compile(rf"\b{line.split('=')[0].strip()}\b")
+        if sum(len(w.findall(other)) for other in body) == 1:   # only the offset reads it
+            body.remove(line)
+            reg = w.sub(line.split("=")[1].strip(), reg)
+    tail = layout.ndw                    # the values start at this dword
+    v = "c" if tail == 2 else f"(c + {2 - tail})"       # values: COUNT + 2 - tail
+    bad_length = f"c < {tail + layout.tail_min - 2}" + (" or c + 2 in FIXED" if fixed else "")
+    lines = ["def run(d, o, end, limit, regs, size):",
+             "    k = 0",
+             "    while k < limit and o < end:",
+             "        h = d[o]",
+             "        c = (h >> 16) & 0x3FFF",
+             "        e = o + c + 2",
+             f"        if h & 0xC000FF00 != {0xC0000000 | (cls.OPCODE << 8):#x} or e > end or "
+             f"{bad_length}: break",
+             *body,
+             f"        r = {reg}",
+             f"        if r + {v} > size: break",
+             f"        if {v} == 1:",
+             f"            regs[r] = d[o + {tail}]",
+             f"        elif {v} == 2:",
+             f"            regs[r] = d[o + {tail}]",
+             f"            regs[r + 1] = d[o + {tail + 1}]",
+             "        else:",
+             f"            regs[r:r + {v}] = d[o + {tail}:e]",
+             "        o = e",
+             "        k += 1",
+             "    return k, o"]
+    exec("\n".join(lines), ns)
+    return ns["run"]
+
+
+def strict_fields(reader: Reader) -> tuple[str, ...]:
+    """The strict fields `reader` checks (a reserved value raises LookupError); a reader
+    not made by compile_reader counts as checking something."""
+    return getattr(reader, "strict_fields", ("?",))
 
 
 _READERS: dict[tuple[type, int], Any] = {}
@@ -100,6 +166,11 @@ PM4_FIELDS: dict[type, tuple[str, ...]] = {
 }
 
 
+# Register-setting packets PM4Reader also compiles a run writer for (compile_register_run;
+# SET_UCONFIG_REG has the same form but no runs in practice: it is read one by one).
+PM4_REGISTER_RUNS = (P.SetShReg,)
+
+
 class _Op:
     __slots__ = ("cls", "fixed", "short", "var", "var_min")
 
@@ -124,19 +195,28 @@ def _no_fields(d: Sequence[int], o: int, n: int) -> tuple:
     return ()
 
 
+_no_fields.strict_fields = ()
+
+
 class PM4Reader:
     """Reads PM4 packets of one target: `read(dwords, off) -> (packet class, fields, n)`.
 
     Ring headers repeat, so what a header selects (class, field reader, length) is cached by
-    the header dword; the first sight of a header resolves it from the layouts."""
+    the header dword; the first sight of a header resolves it from the layouts.
+    `register_runs` holds a run writer (compile_register_run) per PM4_REGISTER_RUNS class."""
 
     CACHE_LIMIT = 4096
 
     def __init__(self, target) -> None:
         self.target = target
         self.ops: dict[int, _Op] = {}
+        self.register_runs: dict[type, RegisterRun] = {}
         for cls in P.PACKET_CLASSES:
-            self.ops[cls.OPCODE] = _Op(cls, cls.layouts(cls.form_for(target)))
+            layouts = cls.layouts(cls.form_for(target))
+            op = self.ops[cls.OPCODE] = _Op(cls, layouts)
+            if cls in PM4_REGISTER_RUNS and op.var is not None and op.short is None:
+                var = next(lay for lay in layouts if lay.tail)
+                self.register_runs[cls] = compile_register_run(cls, var, op.fixed)
         self._by_header: dict[int, tuple[type, Reader, int]] = {}
 
     def read(self, d: Sequence[int], off: int) -> tuple[type, tuple, int]:

@@ -37,14 +37,8 @@ from .common import (
     compare,
     read_words,
 )
-from .dispatch import (
-    EC_REGISTER_INVALID,
-    GRID_INDEX,
-    DispatchSource,
-    sh_dispatch_values,
-    shader_regs,
-)
-from .fastdecode import PM4Reader, reader_for
+from .dispatch import EC_REGISTER_INVALID, DispatchSource, ShDispatch
+from .fastdecode import PM4Reader, reader_for, strict_fields
 
 SH_BASE, SH_END = P.SH_REG_WINDOW                 # [0x2C00, 0x3000)
 UCONFIG_BASE, UCONFIG_END = P.UCONFIG_REG_WINDOW  # [0xC000, 0xC400)
@@ -54,6 +48,7 @@ MAX_IB_DEPTH = 2          # IB1 from the ring, IB2 from an IB1 (the CP's two IB 
 KNOWN_HEADERS_LIMIT = 4096    # headers remembered per reader (as PM4Reader bounds its cache)
 # Status members as globals: an Enum attribute lookup costs ~0.2 µs on Python 3.11
 _IDLE, _PROGRESS, _WAIT = Status.IDLE, Status.PROGRESS, Status.WAIT
+_PredExec = P.PredExec
 
 
 def packet_dwords(header: int) -> int:
@@ -86,7 +81,8 @@ _KNOWN: dict[int, tuple[PM4Reader, dict[int, tuple]]] = {}
 
 def _known_headers(reader: PM4Reader) -> dict[int, tuple]:
     """Header dword -> (handler, field reader, packet class, dwords) for the headers `reader`
-    has read, shared by the executors of its target."""
+    has read, shared by the executors of its target. The handler is None for a packet that
+    does nothing and whose reader checks no field (PM4Processor only counts it)."""
     hit = _KNOWN.get(id(reader))
     if hit is None or hit[0] is not reader:
         hit = _KNOWN[id(reader)] = (reader, {})
@@ -111,6 +107,8 @@ class PM4Executor:
         self.known = _known_headers(self.reader)
         self.sh: list[int] = [0] * SH_REGS              # value by SH register offset
         self.uconfig: list[int] = [0] * UCONFIG_REGS    # value by UCONFIG register offset
+        self.sh_run = self.reader.register_runs[P.SetShReg]       # writes SET_SH_REG runs
+        self.dispatch = ShDispatch(proc.target, proc.queue)   # DISPATCH_DIRECT's registers
         self.frames: list[_Frame] = []
         self.atomic_return = 0                 # last ATOMIC_MEM returned value (COPY_DATA src 6)
         self.wait_reason = ""
@@ -160,7 +158,7 @@ class PM4Executor:
                 if got is None:
                     break
                 handler, fields, cls, ndw = got
-            append((handler, fields, (where, base + off * scale), off, ndw))
+            append((handler or _nop, fields, (where, base + off * scale), off, ndw))
             off += ndw
             if cls is pred_exec and not fields[1] & 1:
                 # One simulated XCC (logical XCC 0): the governed dwords run only when its bit
@@ -199,7 +197,10 @@ class PM4Executor:
         hit = self.reader._resolve(header)
         if hit is not None and hit[2] == packet_dwords(header):
             cls, fn, ndw = hit
-            known[header] = (_HANDLERS[cls], fn, cls, ndw)
+            handler = _HANDLERS[cls]
+            if handler in _NO_OPS and not strict_fields(fn):
+                handler = None           # nothing to run and nothing to check: only counted
+            known[header] = (handler, fn, cls, ndw)
 
     # -- indirect buffers ---------------------------------------------------------------------
     def push_ib(self, addr: int, size_dw: int, level: int) -> None:
@@ -331,6 +332,8 @@ def _release_mem(ex: PM4Executor, f: tuple, level: int) -> bool:
     elif data_sel == 5:
         raise QueueError(f"{ex.where}: RELEASE_MEM DATA_SEL 5 (store GDS data) needs GDS, which "
                          "a simulated user queue does not have")
+    if not int_sel:
+        return True
     if int_sel in (1, 2, 4):
         ex.interrupt(int_ctxid)
     elif int_sel in (5, 6):
@@ -416,11 +419,10 @@ def _dispatch_source(loc: Location | None) -> str:
 
 
 def _dispatch_direct(ex: PM4Executor, f: tuple, level: int) -> bool:
-    values = sh_dispatch_values(ex.target, ex.sh, f[:3], f[3], DispatchSource(_dispatch_source, ex.loc))
-    if 0 in values[GRID_INDEX]:
-        return True                      # an empty grid launches no wave
-    proc = ex.proc
-    ex.engine.run_shader(proc, shader_regs(values, {}, proc.queue), interrupt=proc.sq_interrupt)
+    regs = ex.dispatch.regs(ex.sh, f, DispatchSource(_dispatch_source, ex.loc))
+    if regs is not None:                 # an empty grid launches no wave
+        proc = ex.proc
+        ex.engine.run_shader(proc, regs, interrupt=proc.sq_interrupt)
     return True
 
 
@@ -505,6 +507,9 @@ def _pred_exec(ex: PM4Executor, f: tuple, level: int) -> bool:
     return True                          # applied while parsing (PM4Executor.parse)
 
 
+# handlers that do nothing with their packet (their fields are still checked when read)
+_NO_OPS = frozenset({_nop, _event_write, _acquire_mem})
+
 _HANDLERS = {
     P.Nop: _nop,
     P.Type2: _nop,
@@ -528,8 +533,10 @@ class PM4Processor(RingProcessor):
     """A PM4 compute queue: ring fetch (pointers in dwords), IB execution, read-pointer
     write-back (RingProcessor).
 
-    `pending` holds what PM4Executor.parse returns: (handler, fields, location, offset,
-    dwords); this class runs them with its own loop (_run).
+    A turn decodes the fetched ring dwords and runs each packet as it is decoded
+    (_run_batch), with RingProcessor's semantics. Packets fetched but not run yet (after one
+    that waits, raises or calls an IB) wait in `pending` as PM4Executor.parse returns them:
+    (handler, fields, location, offset, dwords); _run_pending runs them first.
     """
 
     kind = "pm4"
@@ -565,46 +572,175 @@ class PM4Processor(RingProcessor):
             self.wait_reason = ex.wait_reason
         return status, k
 
-    def _run(self, budget: int) -> Status:
-        """RingProcessor._run with the fetched packets' handlers called directly: the same
-        order, budget, waits (a packet that waits stays first in `pending`) and counts."""
+    def run(self, budget: int) -> Status:
+        """RingProcessor.run, with the ring's packets decoded and run in one pass
+        (_run_batch): the same order, budget, waits, counts and read-pointer reports."""
         pending = self.pending
         ibs = self.ib_frames
         q = self.queue
-        ex = self.ex
         done = 0
-        while done < budget:
-            if ibs:
-                status, k = self.run_ib(budget - done)
+        try:
+            while done < budget:
+                if ibs:
+                    status, k = self.run_ib(budget - done)
+                    self.completed += k
+                    if status is not _IDLE:
+                        return status
+                elif pending:
+                    status, k = self._run_pending(budget - done)
+                    if status is not None:
+                        return status
+                elif q.doorbell_value <= self.rptr:
+                    return _IDLE
+                else:
+                    got = self._ring_words()
+                    rptr = self.rptr
+                    status, k = self._run_batch(got[0], budget - done)
+                    if self.rptr == rptr and status is None:
+                        status, k = self._run_long_packet(*got)
+                    if status is not None:
+                        return status
                 done += k
-                self.completed += k
-                if status is not _IDLE:
-                    return status
-                continue
-            if pending:
-                n = 0                            # packets of `pending` completed
+            return _PROGRESS
+        finally:
+            if self.rptr != self.reported:
+                self._report_rptr()
+
+    def _run_pending(self, budget: int) -> tuple[Status | None, int]:
+        """Run packets fetched before (a waiting packet first): (WAIT or None, packets
+        completed). Stops after a packet that pushed an IB (it runs next)."""
+        pending = self.pending
+        ibs = self.ib_frames
+        ex = self.ex
+        n = 0                                    # packets of `pending` completed
+        try:
+            for handler, fields, loc, _off, _ndw in islice(pending, budget):
+                ex.loc = loc
+                if not handler(ex, fields, 0):
+                    self.wait_reason = ex.wait_reason
+                    return _WAIT, n
+                n += 1
+                if ibs:                          # a pushed IB runs before the next packet
+                    break
+            return None, n
+        finally:
+            # handlers never touch `pending`; the completed packets leave it now
+            if n == len(pending):
+                pending.clear()
+            else:
+                for _ in range(n):
+                    pending.popleft()
+            self.completed += n
+
+    def _run_long_packet(self, words: list[int], avail_dw: int) -> tuple[Status | None, int]:
+        """Run the first packet of the ring when `words` (the dwords fetched at once) do not
+        hold all of it; IDLE while it is not all published."""
+        rptr = self.rptr
+        words = self._whole_packet(words, avail_dw)
+        if words is None:
+            return _IDLE, 0
+        status, k = self._run_batch(words, 1)
+        if self.rptr == rptr and status is None:
+            return _IDLE, 0
+        return status, k
+
+    def _run_batch(self, words: list[int], limit: int) -> tuple[Status | None, int]:
+        """Decode the packets of `words` (ring dwords at the read pointer), running each as it
+        is decoded: what PM4Executor.parse would fetch (at most `limit` packets, up to a
+        malformed one that follows good ones, PRED_EXEC skips applied), then run in order.
+
+        Returns (WAIT or None, packets completed) and sets the read pointer past the batch.
+        When a packet waits, raises, or pushes an IB, the rest of the batch stays fetched in
+        `pending` (a waiting or raising packet first: it runs again), as if the whole batch
+        had been parsed first. Consecutive SET_SH_REG packets are written by one call
+        (PM4Reader.register_runs; one that it stops at runs its usual way and reports its
+        error), and packets that do nothing (and have no field to check) are only counted.
+        """
+        ex = self.ex
+        rptr = self.rptr
+        get = ex.known.get
+        n = len(words)
+        off = 0
+        skip = self.skip
+        if skip:
+            off = min(skip, n)
+            skip -= off
+        k = 0                                    # packets completed
+        while off < n and k < limit:
+            hit = get(words[off])
+            if hit is not None and off + hit[3] <= n:
+                handler, fn, cls, ndw = hit
+                if handler is None:              # nothing to run or check
+                    k += 1
+                    off += ndw
+                    continue
+                if handler is _set_sh_reg:       # a run of SET_SH_REG, written at once
+                    j, end = ex.sh_run(words, off, n, limit - k, ex.sh, SH_REGS)
+                    if j:
+                        k += j
+                        off = end
+                        continue
                 try:
-                    for handler, fields, loc, _off, _ndw in islice(pending, budget - done):
-                        ex.loc = loc
-                        if not handler(ex, fields, 0):
-                            self.wait_reason = ex.wait_reason
-                            return _WAIT
-                        n += 1
-                        if ibs:                  # a pushed IB runs before the next packet
-                            break
-                finally:
-                    # handlers never touch `pending`; the completed packets leave it now
-                    if n == len(pending):
-                        pending.clear()
-                    else:
-                        for _ in range(n):
-                            pending.popleft()
-                    done += n
-                    self.completed += n
-                continue
-            if q.doorbell_value <= self.rptr or not self._fetch(budget - done):
-                return _IDLE
-        return _PROGRESS
+                    fields = fn(words, off, ndw)
+                except LookupError:              # a reserved field value: D's decoder names it
+                    got = ex._read(words, off, k, self.where_ring, rptr + off)
+                    if got is None:
+                        break
+                    handler, fields, cls, ndw = got
+            else:                                # not met before, or not complete
+                got = ex._read(words, off, k, self.where_ring, rptr + off)
+                if got is None:
+                    break
+                handler, fields, cls, ndw = got
+            ex.loc = loc = (self.where_ring, rptr + off)
+            try:
+                ok = handler(ex, fields, 0)
+            except BaseException:
+                self._keep(words, off, limit - k, skip, (handler, fields, loc, off, ndw))
+                self.completed += k
+                raise
+            if not ok:
+                self.wait_reason = ex.wait_reason
+                self._keep(words, off, limit - k, skip, (handler, fields, loc, off, ndw))
+                self.completed += k
+                return _WAIT, k
+            k += 1
+            off += ndw
+            if cls is _PredExec and not fields[1] & 1:
+                # as PM4Executor.parse: the governed dwords are not for this XCC
+                skip = fields[0]
+                if k < limit:
+                    j = min(skip, n - off)
+                    off += j
+                    skip -= j
+            if self.ib_frames:                   # a pushed IB runs before the next packet
+                self._keep(words, off, limit - k, skip)
+                self.completed += k
+                return None, k
+        self.rptr = rptr + off
+        self.skip = skip
+        self.completed += k
+        return None, k
+
+    def _keep(self, words: list[int], off: int, limit: int, skip: int,
+              first: tuple | None = None) -> None:
+        """The rest of a batch that stopped at `words[off]` stays fetched: `first` (a packet
+        that waits or raised, run again next) and what parse reads after it (at most `limit`
+        packets in all) go to `pending`; the read pointer moves past them."""
+        pending = self.pending
+        if first is not None:
+            pending.append(first)
+            off += first[4]
+            limit -= 1
+        rptr = self.rptr
+        try:
+            pkts, used, skip = self.ex.parse(words[off:], limit, self.where_ring, skip,
+                                             rptr + off)
+        except QueueError:                       # malformed: the batch ends before it
+            pkts, used = [], 0
+        pending.extend(pkts)
+        self.rptr = rptr + off + used
+        self.skip = skip
 
     def execute(self, packet: tuple, loc: Location) -> bool:
         """Execute one read packet ((class, fields) from the reader) at `loc`; False = it
