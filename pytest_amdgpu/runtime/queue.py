@@ -681,7 +681,7 @@ class _DwordRing(Queue):
             for offset, starts in groups:
                 self._starts.append((base + offset, starts))
             self._wptr = wptr = wptr + n * per_dw
-            store64(self.wptr_address, wptr)
+            _syscall.store64(self.wptr_address, wptr)
             self.process.port.doorbell(self.doorbell_address, wptr)
             return wptr
 
@@ -721,7 +721,8 @@ class _DwordRing(Queue):
         """Submit `words` (packets starting at `starts`) followed by what `signal(signal,
         value)` submits — checked first, so nothing is written when it would fail — with one
         doorbell (a kernel dispatch and its completion)."""
-        self._check_usable("submit")
+        if self._destroyed:
+            self._check_usable("submit")
         tpl, tail = self._signal_words(signal, value)
         return self._submit_words(words + tail, (0, starts), (len(words), tpl.starts))
 

@@ -352,6 +352,8 @@ class GPUVM:
         self._last: Mapping | None = None
         self._prev: Mapping | None = None       # the mapping used before _last
         self._on_write = on_write
+        # notify_write is the machine's hook itself: one call less per CP / shader store
+        self.notify_write = on_write
 
     # -- page-table updates (driver side, under the process lock) ---------------------------
     def insert(self, m: Mapping) -> None:
