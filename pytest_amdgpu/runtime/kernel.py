@@ -845,6 +845,7 @@ class _Plan:
         self.kernargs = KernargTemplate(info, geom, hidden=self.hidden)
         self.aql: _aql.DispatchTemplate | None = None
         self.pm4: dict[tuple[int, int, int], tuple[_Pm4Template, ScratchConfig | None]] = {}
+        self.pm4_last: tuple | None = None       # (lds, private, scratch, template) used last
 
     def aql_template(self) -> _aql.DispatchTemplate:
         if self.aql is None:
@@ -856,15 +857,20 @@ class _Plan:
 
     def pm4_template(self, scratch: ScratchConfig | None, lds: int, private: int
                      ) -> _Pm4Template:
+        last = self.pm4_last
+        if last is not None and last[0] == lds and last[1] == private and last[2] is scratch:
+            return last[3]
         key = (lds, private, id(scratch))
         hit = self.pm4.get(key)
         if hit is not None and hit[1] is scratch:
+            self.pm4_last = (lds, private, scratch, hit[0])
             return hit[0]
         if len(self.pm4) >= 8:
             self.pm4.clear()
         tpl = _Pm4Template(self.kernel, self.geom, queue_ptr=self.queue_ptr, scratch=scratch,
                            lds=lds, private=private, barrier=self.barrier)
         self.pm4[key] = (tpl, scratch)
+        self.pm4_last = (lds, private, scratch, tpl)
         return tpl
 
 
