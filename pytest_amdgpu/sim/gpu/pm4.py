@@ -536,7 +536,8 @@ class PM4Processor(RingProcessor):
     A turn decodes the fetched ring dwords and runs each packet as it is decoded
     (_run_batch), with RingProcessor's semantics. Packets fetched but not run yet (after one
     that waits, raises or calls an IB) wait in `pending` as PM4Executor.parse returns them:
-    (handler, fields, location, offset, dwords); _run_pending runs them first.
+    (handler, fields, location, offset, dwords); _run_pending runs them first. It has its
+    own `run`, so RingProcessor's parse / execute hooks (the SDMA engine's) are not used.
     """
 
     kind = "pm4"
@@ -557,10 +558,6 @@ class PM4Processor(RingProcessor):
     def sq_interrupt(self, ctx_id: int) -> None:
         """s_sendmsg MSG_INTERRUPT from a wave of this queue (24 bits, facts-kfd.md §4 I3)."""
         self.queue.process.signal_interrupt(self.device, "sq_msg", ctx_id & 0xFFFFFF)
-
-    def parse(self, words: list[int], limit: int, rptr: int) -> tuple[list, int]:
-        pkts, used, self.skip = self.ex.parse(words, limit, self.where_ring, self.skip, rptr)
-        return pkts, used
 
     def packet_dwords(self, words: list[int], off: int) -> int:
         return packet_dwords(words[off])
@@ -741,17 +738,6 @@ class PM4Processor(RingProcessor):
         pending.extend(pkts)
         self.rptr = rptr + off + used
         self.skip = skip
-
-    def execute(self, packet: tuple, loc: Location) -> bool:
-        """Execute one read packet ((class, fields) from the reader) at `loc`; False = it
-        must wait."""
-        ex = self.ex
-        ex.loc = loc
-        cls, fields = packet
-        if _HANDLERS[cls](ex, fields, 0):
-            return True
-        self.wait_reason = ex.wait_reason
-        return False
 
     def describe(self) -> str:
         return f"{super().describe()}; {self.ex.where}"
