@@ -374,11 +374,7 @@ class AQLProcessor(QueueProcessor):
             scratch_base = _U64.unpack_from(fields.mv, _SCRATCH_BASE)[0]
         else:
             scratch_base = vm.read_u64(qaddr + QUEUE_SCRATCH_BACKING_MEMORY_LOCATION)
-        if plan.user_names:
-            user = self._user_sgprs(plan, addr, qaddr, kernarg, index, private_size,
-                                    scratch_base)
-        else:
-            user = []
+        user = self._user_sgprs(plan, addr, qaddr, kernarg, index, private_size, scratch_base)
         nuser = plan.user_len
         if nuser > MAX_USER_SGPRS:
             raise QueueError(f"{EC_REGISTER_INVALID}: {self.loc}: kernel descriptor at {kobj:#x}: "
@@ -388,8 +384,6 @@ class AQLProcessor(QueueProcessor):
             raise QueueError(f"{EC_REGISTER_INVALID}: {self.loc}: kernel descriptor at {kobj:#x}: "
                              f"compute_pgm_rsrc2.USER_SGPR_COUNT {plan.user_count} is less than "
                              f"the {nuser} user SGPRs the kernel_code_properties enable")
-        if nuser < MAX_USER_SGPRS:
-            user += _ZERO_USER[nuser:]
         if fields is not None:
             tmpring = _U32.unpack_from(fields.mv, _TMPRING)[0]
         else:
@@ -502,7 +496,9 @@ class AQLProcessor(QueueProcessor):
 
     def _user_sgprs(self, plan: _KernelPlan, addr: int, qaddr: int, kernarg: int, index: int,
                     private_size: int, scratch_base: int) -> list[int]:
-        """The enabled user SGPR values in ABI order (reads scratch V# / preloaded kernargs)."""
+        """COMPUTE_USER_DATA_0..15: the enabled user SGPR values in ABI order (reads scratch
+        V# / preloaded kernargs), then zeros (more than 16 values when the descriptor enables
+        more; the caller refuses that)."""
         vm = self.vm
         user: list[int] = []
         for name in plan.user_names:
@@ -517,6 +513,8 @@ class AQLProcessor(QueueProcessor):
                 value = {"dispatch_ptr": addr, "queue_ptr": qaddr, "kernarg_segment_ptr": kernarg,
                          "dispatch_id": index, "flat_scratch_init": scratch_base}[name]
                 user += [value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF]
+        if len(user) < MAX_USER_SGPRS:
+            user += _ZERO_USER[len(user):]
         return user
 
 
@@ -578,13 +576,8 @@ class _Repeat:
         if proc.vm.read(self.kobj, KD_SIZE) != plan.raw:     # the CP's fetch: may fault
             return None
         kernarg = words[10] | words[11] << 32
-        if plan.user_names:
-            # the packet's private_segment_size (dword 6), the amd_queue_t scratch base
-            user = proc._user_sgprs(plan, addr, qaddr, kernarg, index, words[6], self.mid[4])
-            if plan.user_len < MAX_USER_SGPRS:
-                user += _ZERO_USER[plan.user_len:]
-        else:
-            user = list(_ZERO_USER)
+        # the packet's private_segment_size (dword 6), the amd_queue_t scratch base
+        user = proc._user_sgprs(plan, addr, qaddr, kernarg, index, words[6], self.mid[4])
         return (*self.head, user, *self.mid, index, addr, qaddr, kernarg, 0,
                 DispatchSource(_dispatch_source, proc._at), self.props)
 
