@@ -328,11 +328,7 @@ def shader_regs(values: tuple, extra: dict, queue):
     cls, _fields, names, _getter, same = _REG_FIELDS or _reg_fields(values[_SOURCE])
     if not same or not names.isdisjoint(extra):
         return to_shader_regs(apply_apertures(DispatchState(*values, extra=extra), queue))
-    pdd = getattr(queue, "pdd", None)         # queue_apertures, inlined (once per dispatch)
-    if pdd is None:
-        return cls(*values, _LDS_APERTURE, _PRIVATE_APERTURE)
-    return cls(*values, getattr(pdd, "lds_base", _LDS_APERTURE),
-               getattr(pdd, "scratch_base", _PRIVATE_APERTURE))
+    return cls(*values, *queue_apertures(queue))
 
 
 def queue_apertures(queue) -> tuple[int, int]:

@@ -509,14 +509,7 @@ class ShaderCore:
         code = launch.code
         if code is not None and code[0] == id(vm):
             prog = code[1]
-            snap = prog.snapshot
-            if snap is not None and snap[0] == prog.lo and snap[1] == prog.hi:
-                try:
-                    if vm.read(snap[0], snap[1] - snap[0]) != snap[2]:
-                        prog = None
-                except Exception:
-                    prog = None
-            elif not prog.valid_for(vm):
+            if not prog.valid_for(vm):
                 prog = None
         if prog is None:
             prog = self._program(vm, regs, launch.L)
@@ -543,9 +536,7 @@ class ShaderCore:
                 self._schedule(prog, rt, b, r, ini.wg_of_wave, ini.nwg)
             elif ini.batch is not None and self.trace is None:   # a trace hook may hold on to b
                 ini.done(b)
-        snap = prog.snapshot
-        if snap is None or snap[0] != prog.lo or snap[1] != prog.hi:
-            prog.take_snapshot(vm)
+        prog.take_snapshot(vm)
         self._stats = (rt.lane_instructions, rt.instructions)
 
     def _new_launch(self, key: tuple, regs: DispatchRegs) -> _Launch:
