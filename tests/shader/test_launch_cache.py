@@ -15,6 +15,7 @@ from pytest_amdgpu.sim.shader import DispatchRegs
 from .asmkern import asm_kernel, build
 from .conftest import TARGETS, needs_llvm
 from .harness import Device, build_dispatch
+from .test_scheduler import check_rotate_rounds
 
 pytestmark = needs_llvm
 
@@ -247,16 +248,9 @@ def test_repeated_launch_with_barriers_and_divergence(compiled, target):
     """A cached launch whose waves split, merge and meet at barriers, dispatched again with
     other data."""
     d = Device(target, compiled("barriers", target))
-    groups, block = 3, 128
     rng = np.random.default_rng(7)
     for _ in range(3):
-        a = rng.integers(0, 1000, groups * block).astype(np.int32)
-        rounds = rng.integers(0, 9, groups).astype(np.int32)
-        out = d.buf(nbytes=4 * groups * block)
-        d.launch("rotate_rounds", (groups * block,), (block,), out, d.buf(a), d.buf(rounds), dynamic_lds=0)
-        got = d.read(out, np.int32, groups * block).reshape(groups, block)
-        exp = np.stack([np.roll(a.reshape(groups, block)[g], -int(rounds[g])) for g in range(groups)])
-        np.testing.assert_array_equal(got, exp)
+        check_rotate_rounds(d, 3, 128, rng)
 
 
 def test_sizes_given_as_lists_share_the_launch(tmp_path, target):

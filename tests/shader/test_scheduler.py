@@ -18,17 +18,21 @@ def target(request):
     return request.param
 
 
-@pytest.mark.parametrize("block", [64, 256, 100])
-def test_barrier_in_loop_with_per_group_trip_count(compiled, target, block):
-    groups = 7
-    d = Device(target, compiled("barriers", target))
-    a = rng.integers(0, 1000, groups * block).astype(np.int32)
-    rounds = rng.integers(0, 9, groups).astype(np.int32)
+def check_rotate_rounds(d: Device, groups: int, block: int, gen: np.random.Generator) -> None:
+    """rotate_rounds (barriers.cl): each group rotates its block by a per-group trip count of
+    barrier rounds; the result equals numpy's roll."""
+    a = gen.integers(0, 1000, groups * block).astype(np.int32)
+    rounds = gen.integers(0, 9, groups).astype(np.int32)
     out = d.buf(nbytes=4 * groups * block)
     d.launch("rotate_rounds", (groups * block,), (block,), out, d.buf(a), d.buf(rounds), dynamic_lds=0)
     got = d.read(out, np.int32, groups * block).reshape(groups, block)
     exp = np.stack([np.roll(a.reshape(groups, block)[g], -int(rounds[g])) for g in range(groups)])
     np.testing.assert_array_equal(got, exp)
+
+
+@pytest.mark.parametrize("block", [64, 256, 100])
+def test_barrier_in_loop_with_per_group_trip_count(compiled, target, block):
+    check_rotate_rounds(Device(target, compiled("barriers", target)), 7, block, rng)
 
 
 @pytest.mark.parametrize("block", [256, 128])
